@@ -1,0 +1,67 @@
+//! Blobs in a private S3 bucket, through aws-sdk-s3 over rustls (ring).
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use bytes::Bytes;
+
+use super::BlobError;
+use crate::config::S3Config;
+
+pub struct S3Blobs {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Blobs {
+    pub fn new(config: &S3Config) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .http_client(http)
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(Credentials::new(
+                config.access_key_id.clone(),
+                config.secret_access_key.clone(),
+                None,
+                None,
+                "rollwatch-config",
+            ))
+            .force_path_style(config.force_path_style);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        S3Blobs {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+        }
+    }
+
+    pub async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/gzip")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| BlobError::S3(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        // S3 answers 204 for a key that does not exist, so this is idempotent.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| BlobError::S3(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,346 @@
+//! Configuration: read from the environment and validated once, at start-up (DESIGN §3).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A bad configuration value; start-up stops with this one line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `None`: a key is generated once and kept in the data dir.
+    pub jwt_secret: Option<String>,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub reports: ReportsConfig,
+    pub storage: StorageConfig,
+    pub blob_url_ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReportsConfig {
+    pub enabled: bool,
+    pub max_body_bytes: usize,
+    pub max_details_compressed_bytes: usize,
+    pub max_details_decompressed_bytes: u64,
+    pub blob_retention_days: u32,
+    pub max_blobs_per_group: u32,
+    pub storage_prefix: String,
+    pub rate_limit_per_key_per_minute: u32,
+    pub rate_limit_per_device_per_minute: u32,
+    /// How long a looked-up report key is trusted before the database is asked again,
+    /// which bounds how long a revoked key keeps working.
+    pub key_cache_ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum StorageConfig {
+    Local { dir: PathBuf },
+    S3(S3Config),
+}
+
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub bucket: String,
+    pub force_path_style: bool,
+}
+
+/// Reads variables through `get`, so tests need not touch the process environment.
+struct Vars<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        (self.0)(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|e| ConfigError {
+                var,
+                message: format!("{v:?}: {e}"),
+            }),
+        }
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError {
+                var,
+                message: format!("{other:?} is not a boolean (true or false)"),
+            }),
+        }
+    }
+
+    /// A whole number in `min..=max`.
+    fn bounded<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse(var, default)?;
+        if value < min || value > max {
+            return Err(ConfigError {
+                var,
+                message: format!("{value} is outside {min}..={max}"),
+            });
+        }
+        Ok(value)
+    }
+
+    fn required(&self, var: &'static str, why: &str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or_else(|| ConfigError {
+            var,
+            message: format!("must be set {why}"),
+        })
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(get);
+        let bind_addr = vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let data_dir = PathBuf::from(
+            vars.raw("ROLLWATCH_DATA_DIR")
+                .unwrap_or_else(|| "./data".to_owned()),
+        );
+        let database_url = match vars.raw("DATABASE_URL") {
+            Some(url) => url,
+            None => format!("sqlite://{}/rollwatch.db?mode=rwc", data_dir.display()),
+        };
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| database_url.starts_with(scheme))
+        {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                message: "must start with sqlite:, postgres:// or postgresql://".to_owned(),
+            });
+        }
+
+        let jwt_secret = vars.raw("JWT_SECRET");
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                message: "must be at least 32 characters".to_owned(),
+            });
+        }
+        let admin_email = vars.raw("ROLLWATCH_ADMIN_EMAIL");
+        if admin_email.as_ref().is_some_and(|e| !e.contains('@')) {
+            return Err(ConfigError {
+                var: "ROLLWATCH_ADMIN_EMAIL",
+                message: "is not an email address".to_owned(),
+            });
+        }
+        let admin_password = vars.raw("ROLLWATCH_ADMIN_PASSWORD");
+        if admin_password
+            .as_ref()
+            .is_some_and(|p| p.chars().count() < crate::accounts::MIN_PASSWORD_CHARS)
+        {
+            return Err(ConfigError {
+                var: "ROLLWATCH_ADMIN_PASSWORD",
+                message: format!(
+                    "must be at least {} characters",
+                    crate::accounts::MIN_PASSWORD_CHARS
+                ),
+            });
+        }
+
+        let max_details_compressed_bytes =
+            vars.bounded("REPORTS_MAX_DETAILS_COMPRESSED_BYTES", 131_072, 1, 16 << 20)?;
+        let reports = ReportsConfig {
+            enabled: vars.bool("REPORTS_ENABLED", true)?,
+            max_body_bytes: vars.bounded("REPORTS_MAX_BODY_BYTES", 262_144, 1024, 64 << 20)?,
+            max_details_compressed_bytes,
+            max_details_decompressed_bytes: vars.bounded(
+                "REPORTS_MAX_DETAILS_DECOMPRESSED_BYTES",
+                1_048_576,
+                max_details_compressed_bytes as u64,
+                1 << 30,
+            )?,
+            blob_retention_days: vars.bounded("REPORTS_BLOB_RETENTION_DAYS", 30, 1, 3650)?,
+            max_blobs_per_group: vars.bounded("REPORTS_MAX_BLOBS_PER_GROUP", 10, 0, 10_000)?,
+            storage_prefix: storage_prefix(&vars)?,
+            rate_limit_per_key_per_minute: vars.bounded(
+                "REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE",
+                100,
+                1,
+                10_000_000,
+            )?,
+            rate_limit_per_device_per_minute: vars.bounded(
+                "REPORTS_RATE_LIMIT_PER_DEVICE_PER_MINUTE",
+                20,
+                1,
+                10_000_000,
+            )?,
+            key_cache_ttl: Duration::from_secs(5),
+        };
+
+        let storage = match vars
+            .raw("STORAGE_DRIVER")
+            .unwrap_or_else(|| "local".to_owned())
+            .as_str()
+        {
+            "local" => StorageConfig::Local {
+                dir: data_dir.join("blobs"),
+            },
+            "s3" => {
+                let why = "when STORAGE_DRIVER=s3";
+                StorageConfig::S3(S3Config {
+                    endpoint: vars.raw("S3_ENDPOINT"),
+                    region: vars
+                        .raw("S3_REGION")
+                        .unwrap_or_else(|| "us-east-1".to_owned()),
+                    access_key_id: vars.required("S3_ACCESS_KEY_ID", why)?,
+                    secret_access_key: vars.required("S3_SECRET_ACCESS_KEY", why)?,
+                    bucket: vars.required("S3_BUCKET_NAME_PRIVATE", why)?,
+                    force_path_style: vars.bool("S3_FORCE_PATH_STYLE", false)?,
+                })
+            }
+            other => {
+                return Err(ConfigError {
+                    var: "STORAGE_DRIVER",
+                    message: format!("{other:?} is not one of local, s3"),
+                });
+            }
+        };
+
+        Ok(Config {
+            bind_addr,
+            data_dir,
+            database_url,
+            jwt_secret,
+            admin_email,
+            admin_password,
+            reports,
+            storage,
+            blob_url_ttl: Duration::from_secs(vars.bounded(
+                "BLOB_URL_TTL_SECONDS",
+                300,
+                1,
+                7 * 24 * 3600,
+            )?),
+        })
+    }
+}
+
+fn storage_prefix<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<String, ConfigError> {
+    let prefix = vars
+        .raw("REPORTS_STORAGE_PREFIX")
+        .unwrap_or_else(|| "reports".to_owned());
+    let valid = prefix
+        .split('/')
+        .all(|part| !part.is_empty() && part != ".." && part != ".")
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    if !valid {
+        return Err(ConfigError {
+            var: "REPORTS_STORAGE_PREFIX",
+            message: format!(
+                "{prefix:?} must be path segments of letters, digits, '-', '_' and '.', without leading or trailing '/'"
+            ),
+        });
+    }
+    Ok(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/rollwatch.db?mode=rwc");
+        assert!(
+            matches!(c.storage, StorageConfig::Local { ref dir } if dir == &PathBuf::from("./data/blobs"))
+        );
+        assert_eq!(c.reports.max_body_bytes, 262_144);
+        assert_eq!(c.reports.max_details_compressed_bytes, 131_072);
+        assert_eq!(c.reports.max_details_decompressed_bytes, 1_048_576);
+        assert_eq!(c.reports.rate_limit_per_key_per_minute, 100);
+        assert_eq!(c.reports.max_blobs_per_group, 10);
+        assert_eq!(c.blob_url_ttl, Duration::from_secs(300));
+        assert!(c.reports.enabled);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: &[(&str, &str)] = &[
+            ("BIND_ADDR", "localhost"),
+            ("DATABASE_URL", "mysql://x"),
+            ("REPORTS_ENABLED", "maybe"),
+            ("REPORTS_MAX_BODY_BYTES", "-1"),
+            ("REPORTS_MAX_BODY_BYTES", "12"),
+            ("REPORTS_MAX_DETAILS_DECOMPRESSED_BYTES", "10"),
+            ("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "0"),
+            ("REPORTS_STORAGE_PREFIX", "/abs"),
+            ("REPORTS_STORAGE_PREFIX", "a/../b"),
+            ("STORAGE_DRIVER", "ftp"),
+            ("BLOB_URL_TTL_SECONDS", "soon"),
+            ("JWT_SECRET", "short"),
+            ("ROLLWATCH_ADMIN_PASSWORD", "hunter2"),
+        ];
+        for (var, value) in cases {
+            let err = config(&[(var, value)]).expect_err(var);
+            assert_eq!(err.var, *var, "{var}={value} blamed {}", err.var);
+            assert!(err.to_string().starts_with(&format!("invalid {var}: ")));
+        }
+    }
+
+    #[test]
+    fn s3_needs_its_credentials_and_bucket() {
+        let err = config(&[("STORAGE_DRIVER", "s3")]).expect_err("incomplete s3");
+        assert_eq!(err.var, "S3_ACCESS_KEY_ID");
+        let c = config(&[
+            ("STORAGE_DRIVER", "s3"),
+            ("S3_ACCESS_KEY_ID", "ak"),
+            ("S3_SECRET_ACCESS_KEY", "sk"),
+            ("S3_BUCKET_NAME_PRIVATE", "private"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+        ])
+        .expect("complete s3");
+        let StorageConfig::S3(s3) = c.storage else {
+            panic!("expected s3 storage");
+        };
+        assert_eq!(s3.bucket, "private");
+        assert!(s3.force_path_style);
+    }
+}

@@ -1,0 +1,141 @@
+//! REST errors: one type, mapped to a status and the JSON shape of DESIGN §5 in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing report key: send Authorization: Bearer rpk_…")]
+    MissingKey,
+    #[error("invalid report key")]
+    InvalidKey,
+    #[error("reports are disabled for this app")]
+    ReportsDisabled,
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    TooLarge {
+        what: &'static str,
+        limit: u64,
+        field: Option<&'static str>,
+    },
+    #[error("a batch holds at most {max} reports")]
+    BatchTooLarge { max: usize },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the store is unavailable; retry later")]
+    StoreUnavailable,
+    #[error("not found")]
+    NotFound,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingKey | ApiError::InvalidKey => StatusCode::UNAUTHORIZED,
+            ApiError::ReportsDisabled => StatusCode::FORBIDDEN,
+            ApiError::TooLarge { .. } | ApiError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingKey => "missing_key",
+            ApiError::InvalidKey => "invalid_key",
+            ApiError::ReportsDisabled => "reports_disabled",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::NotFound => "not_found",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidField { field, .. } => Some(field),
+            ApiError::TooLarge { field, .. } => *field,
+            ApiError::BatchTooLarge { .. } => Some("reports"),
+            _ => None,
+        }
+    }
+
+    /// `{"error": {"code", "message", "field"?}}`
+    pub fn body(&self) -> Value {
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        if let Some(field) = self.field() {
+            error["field"] = json!(field);
+        }
+        json!({ "error": error })
+    }
+}
+
+/// Failures of the operations shared by the CLI and the API (accounts, apps, keys).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        tracing::warn!(error = %err, "database error on the request path");
+        ApiError::StoreUnavailable
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        match self {
+            ApiError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::StoreUnavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,366 @@
+//! REST ingestion (DESIGN §5): `POST /reports/ingest`, `/reports/ingest/batch`, `/reports/usage`.
+//!
+//! The path is kept cheap: the key comes from a cache, the body is read once under its cap and
+//! parsed once, the counts go through the group-commit writer, and only a report with details
+//! touches blob storage, after its count is safe.
+
+pub mod details;
+pub mod payload;
+pub mod writer;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use chrono::Utc;
+use entity::{report_blobs, report_groups};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+
+use crate::blobs::storage_key;
+use crate::error::ApiError;
+use crate::keys::KeyOwner;
+use crate::server::AppState;
+use details::Details;
+use payload::{GroupKey, RawBatch, RawReport, RawUsage};
+use writer::{Write, WriteError};
+
+pub const MAX_BATCH_REPORTS: usize = 100;
+const MAX_DEVICE_ID_CHARS: usize = 128;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/reports/ingest", post(ingest))
+        .route("/reports/ingest/batch", post(ingest_batch))
+        .route("/reports/usage", post(usage))
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> Self {
+        tracing::warn!(error = %err, "counts not committed");
+        ApiError::StoreUnavailable
+    }
+}
+
+/// The app behind the `Authorization: Bearer rpk_…` header.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingKey)?;
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::InvalidKey)?
+        .trim();
+    let owner = state
+        .keys
+        .resolve(&state.db, key)
+        .await?
+        .ok_or(ApiError::InvalidKey)?;
+    if !owner.reports_enabled {
+        return Err(ApiError::ReportsDisabled);
+    }
+    Ok(owner)
+}
+
+/// The optional `X-Device-ID`: used for rate limiting only, never stored.
+fn device_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("x-device-id") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::invalid(
+            "X-Device-ID",
+            format!("X-Device-ID must be 1 to {MAX_DEVICE_ID_CHARS} visible ASCII characters"),
+        )
+    };
+    let id = value.to_str().map_err(|_| invalid())?.trim();
+    if id.is_empty() || id.len() > MAX_DEVICE_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(invalid());
+    }
+    Ok(Some(id))
+}
+
+/// The body as bytes, once its content type is JSON and its size within the cap.
+async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let too_large = ApiError::TooLarge {
+        what: "the request body",
+        limit: limit as u64,
+        field: None,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large);
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let over_limit = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            too_large
+        } else {
+            ApiError::MalformedJson(format!("could not read the body: {err}"))
+        }
+    })
+}
+
+/// Checks a parsed report against the key's app and the caps; nothing is written yet.
+fn judge(state: &AppState, owner: &KeyOwner, raw: &RawReport) -> Result<Accepted, ApiError> {
+    let key = raw.group_key()?;
+    check_app_name(owner, &key.release.app_name)?;
+    let limits = &state.config.reports;
+    let details = raw
+        .details
+        .as_ref()
+        .map(|d| {
+            details::decode(
+                &d.encoding,
+                &d.data,
+                limits.max_details_compressed_bytes,
+                limits.max_details_decompressed_bytes,
+            )
+        })
+        .transpose()?;
+    Ok(Accepted {
+        hash: key.hash(),
+        key,
+        details,
+    })
+}
+
+fn check_app_name(owner: &KeyOwner, name: &str) -> Result<(), ApiError> {
+    if name != owner.app_name {
+        return Err(ApiError::invalid(
+            "application.name",
+            "application.name does not match the app of this report key",
+        ));
+    }
+    Ok(())
+}
+
+struct Accepted {
+    key: GroupKey,
+    hash: String,
+    details: Option<Details>,
+}
+
+impl Accepted {
+    fn write(&self, app_id: i64) -> Write {
+        Write::Report {
+            app_id,
+            key: self.key.clone(),
+            hash: self.hash.clone(),
+            at: Utc::now(),
+        }
+    }
+
+    /// Stores the details once the count is committed; the answer for the client.
+    async fn finish(self, state: &AppState, app_id: i64) -> Value {
+        let details_stored = match self.details {
+            Some(details) => keep_details(state, app_id, &self.hash, details).await,
+            None => false,
+        };
+        json!({ "group": self.hash, "details_stored": details_stored })
+    }
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let owner = authorize(&state, &headers).await?;
+    state.limits.check(owner.key_id, device_id(&headers)?)?;
+    let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
+    let accepted = judge(&state, &owner, &payload::parse(&bytes)?)?;
+    state
+        .writer
+        .submit(vec![accepted.write(owner.app_id)])
+        .await?;
+    let answer = accepted.finish(&state, owner.app_id).await;
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+}
+
+/// Each report is judged alone; the accepted ones are counted in one transaction, so the
+/// batch's counts land whole or not at all (503).
+async fn ingest_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let owner = authorize(&state, &headers).await?;
+    let device = device_id(&headers)?;
+    let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
+    let batch: RawBatch = payload::parse(&bytes)?;
+    if batch.reports.len() > MAX_BATCH_REPORTS {
+        return Err(ApiError::BatchTooLarge {
+            max: MAX_BATCH_REPORTS,
+        });
+    }
+    let judged: Vec<Result<Accepted, ApiError>> = batch
+        .reports
+        .into_iter()
+        .map(|value| {
+            state.limits.check(owner.key_id, device)?;
+            judge(&state, &owner, &payload::parse_value(value)?)
+        })
+        .collect();
+    let writes: Vec<Write> = judged
+        .iter()
+        .flatten()
+        .map(|accepted| accepted.write(owner.app_id))
+        .collect();
+    if !writes.is_empty() {
+        state.writer.submit(writes).await?;
+    }
+    let mut retry_after = None;
+    let mut results = Vec::with_capacity(judged.len());
+    for item in judged {
+        results.push(match item {
+            Ok(accepted) => {
+                let mut answer = accepted.finish(&state, owner.app_id).await;
+                answer["status"] = json!(StatusCode::ACCEPTED.as_u16());
+                answer
+            }
+            Err(err) => {
+                if let ApiError::RateLimited { retry_after_secs } = err {
+                    retry_after = Some(retry_after_secs);
+                }
+                let mut answer = err.body();
+                answer["status"] = json!(err.status().as_u16());
+                answer
+            }
+        });
+    }
+    let accepted = results.iter().filter(|r| r["status"] == 202).count();
+    let mut response = (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "accepted": accepted,
+            "rejected": results.len() - accepted,
+            "results": results,
+        })),
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    Ok(response)
+}
+
+async fn usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let owner = authorize(&state, &headers).await?;
+    state.limits.check(owner.key_id, device_id(&headers)?)?;
+    let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
+    let usage = payload::parse::<RawUsage>(&bytes)?.validate()?;
+    check_app_name(&owner, &usage.release.app_name)?;
+    let counted = usage.count;
+    state
+        .writer
+        .submit(vec![Write::Usage {
+            app_id: owner.app_id,
+            usage,
+            at: Utc::now(),
+        }])
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "counted": counted })),
+    )
+        .into_response())
+}
+
+/// Keeps the details as a blob when the group is under its cap. The count is already
+/// committed, so any failure here only means `details_stored: false`.
+async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Details) -> bool {
+    let cap = state.config.reports.max_blobs_per_group;
+    let in_group = || {
+        report_groups::Entity::update_many()
+            .filter(report_groups::Column::AppId.eq(app_id))
+            .filter(report_groups::Column::GroupHash.eq(hash))
+    };
+    // Reserve a slot first, so concurrent reports cannot push the group past its cap.
+    let reserved = in_group()
+        .col_expr(
+            report_groups::Column::BlobCount,
+            Expr::col(report_groups::Column::BlobCount).add(1),
+        )
+        .filter(report_groups::Column::BlobCount.lt(cap))
+        .exec(&state.db)
+        .await;
+    match reserved {
+        Ok(result) if result.rows_affected == 1 => {}
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not reserve a blob slot");
+            return false;
+        }
+    }
+    let release = || async {
+        let released = in_group()
+            .col_expr(
+                report_groups::Column::BlobCount,
+                Expr::col(report_groups::Column::BlobCount).sub(1),
+            )
+            .exec(&state.db)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "could not release a blob slot");
+        }
+    };
+    let blob_id = match crate::secrets::random_bytes::<16>() {
+        Ok(bytes) => hex::encode(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "no blob id");
+            release().await;
+            return false;
+        }
+    };
+    let key = storage_key(&state.config.reports.storage_prefix, app_id, hash, &blob_id);
+    let size_compressed = details.gzip.len() as i64;
+    if let Err(e) = state.blobs.put(&key, Bytes::from(details.gzip)).await {
+        tracing::warn!(error = %e, "details not stored");
+        release().await;
+        return false;
+    }
+    let row = report_blobs::ActiveModel {
+        id: Set(blob_id),
+        app_id: Set(app_id),
+        group_hash: Set(hash.to_owned()),
+        storage_key: Set(key.clone()),
+        size_compressed: Set(size_compressed),
+        size_decompressed: Set(details.decompressed_len as i64),
+        created_at: Set(Utc::now()),
+    };
+    if let Err(e) = row.insert(&state.db).await {
+        tracing::warn!(error = %e, "blob row not written; removing the object");
+        if let Err(e) = state.blobs.delete(&key).await {
+            tracing::warn!(error = %e, key, "orphaned blob object");
+        }
+        release().await;
+        return false;
+    }
+    true
+}

@@ -1,0 +1,324 @@
+//! Group commit (DESIGN §9): requests hand their counts to one writer task, which folds
+//! everything queued into one transaction with one upsert per group, hour and release, and
+//! answers each request only once that transaction has committed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{report_counts, report_groups, usage_counts};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::payload::{GroupKey, Release, Usage};
+
+/// How many queued requests one flush may take; bounds a transaction's size.
+const MAX_JOBS_PER_FLUSH: usize = 2048;
+/// Rows per multi-row statement, well under both back ends' bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// One count to add, from a report or a usage message.
+#[derive(Clone, Debug)]
+pub enum Write {
+    Report {
+        app_id: i64,
+        key: GroupKey,
+        hash: String,
+        at: DateTime<Utc>,
+    },
+    Usage {
+        app_id: i64,
+        usage: Usage,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the write queue is full")]
+    Overloaded,
+    #[error("the writer has stopped")]
+    Stopped,
+    #[error("the database refused the batch: {0}")]
+    Database(String),
+}
+
+struct Job {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// The handle request handlers submit through; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task. It ends once every `Writer` is dropped and the queue is drained.
+    pub fn spawn(db: DatabaseConnection, queue_capacity: usize) -> (Writer, JoinHandle<()>) {
+        let (queue, jobs) = mpsc::channel(queue_capacity);
+        let task = tokio::spawn(run(db, jobs));
+        (Writer { queue }, task)
+    }
+
+    /// Adds `writes` atomically: all of them are committed, or none and an error is returned.
+    pub async fn submit(&self, writes: Vec<Write>) -> Result<(), WriteError> {
+        let (done, committed) = oneshot::channel();
+        self.queue
+            .try_send(Job { writes, done })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => WriteError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+            })?;
+        committed.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_JOBS_PER_FLUSH);
+    while jobs.recv_many(&mut batch, MAX_JOBS_PER_FLUSH).await > 0 {
+        let writes = batch.iter().flat_map(|job| job.writes.iter());
+        let outcome = flush(&db, writes).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, jobs = batch.len(), "group commit failed");
+        }
+        for job in batch.drain(..) {
+            // A request that gave up waiting has nobody to tell.
+            let _ = job.done.send(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| WriteError::Database(e.to_string())),
+            );
+        }
+    }
+}
+
+#[derive(Default)]
+struct Folded<'a> {
+    groups: HashMap<(i64, &'a str), (&'a GroupKey, i64, DateTime<Utc>, DateTime<Utc>)>,
+    hours: HashMap<(i64, &'a str, i64), i64>,
+    usage: HashMap<(i64, &'a Release, &'a str, i64), i64>,
+}
+
+fn hour_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(3600) * 3600
+}
+
+fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
+    let mut folded = Folded::default();
+    for write in writes {
+        match write {
+            Write::Report {
+                app_id,
+                key,
+                hash,
+                at,
+            } => {
+                let group = folded
+                    .groups
+                    .entry((*app_id, hash.as_str()))
+                    .or_insert((key, 0, *at, *at));
+                group.1 += 1;
+                group.2 = Ord::min(group.2, *at);
+                group.3 = Ord::max(group.3, *at);
+                *folded
+                    .hours
+                    .entry((*app_id, hash.as_str(), hour_of(*at)))
+                    .or_insert(0) += 1;
+            }
+            Write::Usage { app_id, usage, at } => {
+                *folded
+                    .usage
+                    .entry((*app_id, &usage.release, usage.kind.as_str(), hour_of(*at)))
+                    .or_insert(0) += usage.count;
+            }
+        }
+    }
+    folded
+}
+
+/// `table.col + excluded.col`: adds the incoming count to the stored one.
+fn add_excluded(
+    table: impl sea_orm::Iden + 'static,
+    col: impl sea_orm::Iden + Copy + 'static,
+) -> SimpleExpr {
+    Expr::col((table, col)).add(Expr::col((Alias::new("excluded"), col)))
+}
+
+async fn flush<'a>(
+    db: &DatabaseConnection,
+    writes: impl Iterator<Item = &'a Write>,
+) -> Result<(), DbErr> {
+    let folded = fold(writes);
+    let txn = db.begin().await?;
+
+    let groups: Vec<_> = folded.groups.iter().collect();
+    for chunk in groups.chunks(ROWS_PER_STATEMENT) {
+        use report_groups::Column as C;
+        let mut insert = Query::insert();
+        insert.into_table(report_groups::Entity).columns([
+            C::AppId,
+            C::GroupHash,
+            C::AppName,
+            C::Version,
+            C::Channel,
+            C::Platform,
+            C::Arch,
+            C::EventType,
+            C::Reason,
+            C::Count,
+            C::FirstSeen,
+            C::LastSeen,
+            C::BlobCount,
+        ]);
+        for ((app_id, hash), (key, count, first, last)) in chunk {
+            let r = &key.release;
+            insert
+                .values([
+                    (*app_id).into(),
+                    (*hash).into(),
+                    r.app_name.as_str().into(),
+                    r.version.as_str().into(),
+                    r.channel.as_str().into(),
+                    r.platform.as_str().into(),
+                    r.arch.as_str().into(),
+                    key.event_type.as_str().into(),
+                    key.reason.as_str().into(),
+                    (*count).into(),
+                    (*first).into(),
+                    (*last).into(),
+                    0i32.into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        insert.on_conflict(
+            OnConflict::columns([C::AppId, C::GroupHash])
+                .value(C::Count, add_excluded(report_groups::Entity, C::Count))
+                .value(
+                    C::LastSeen,
+                    Expr::col((Alias::new("excluded"), C::LastSeen)),
+                )
+                .to_owned(),
+        );
+        txn.execute(&insert).await?;
+    }
+
+    let hours: Vec<_> = folded.hours.iter().collect();
+    for chunk in hours.chunks(ROWS_PER_STATEMENT) {
+        use report_counts::Column as C;
+        let mut insert = Query::insert();
+        insert.into_table(report_counts::Entity).columns([
+            C::AppId,
+            C::GroupHash,
+            C::Hour,
+            C::Count,
+        ]);
+        for ((app_id, hash, hour), count) in chunk {
+            insert
+                .values([
+                    (*app_id).into(),
+                    (*hash).into(),
+                    (*hour).into(),
+                    (**count).into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        insert.on_conflict(
+            OnConflict::columns([C::AppId, C::GroupHash, C::Hour])
+                .value(C::Count, add_excluded(report_counts::Entity, C::Count))
+                .to_owned(),
+        );
+        txn.execute(&insert).await?;
+    }
+
+    let usage: Vec<_> = folded.usage.iter().collect();
+    for chunk in usage.chunks(ROWS_PER_STATEMENT) {
+        use usage_counts::Column as C;
+        let mut insert = Query::insert();
+        insert.into_table(usage_counts::Entity).columns([
+            C::AppId,
+            C::Version,
+            C::Channel,
+            C::Platform,
+            C::Arch,
+            C::Kind,
+            C::Hour,
+            C::Count,
+        ]);
+        for ((app_id, r, kind, hour), count) in chunk {
+            insert
+                .values([
+                    (*app_id).into(),
+                    r.version.as_str().into(),
+                    r.channel.as_str().into(),
+                    r.platform.as_str().into(),
+                    r.arch.as_str().into(),
+                    (*kind).into(),
+                    (*hour).into(),
+                    (**count).into(),
+                ])
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        insert.on_conflict(
+            OnConflict::columns([
+                C::AppId,
+                C::Version,
+                C::Channel,
+                C::Platform,
+                C::Arch,
+                C::Kind,
+                C::Hour,
+            ])
+            .value(C::Count, add_excluded(usage_counts::Entity, C::Count))
+            .to_owned(),
+        );
+        txn.execute(&insert).await?;
+    }
+
+    txn.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(reason: &str) -> GroupKey {
+        GroupKey {
+            release: Release {
+                app_name: "editor".into(),
+                version: "1.0".into(),
+                channel: "stable".into(),
+                platform: "linux".into(),
+                arch: "x86_64".into(),
+            },
+            event_type: "crash".into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn folds_writes_to_one_row_per_group_and_hour() {
+        let t0 = DateTime::from_timestamp(7200 + 10, 0).expect("valid time");
+        let t1 = DateTime::from_timestamp(7200 + 3600 + 5, 0).expect("valid time");
+        let a = key("a");
+        let b = key("b");
+        let writes: Vec<Write> = [(&a, t0), (&a, t1), (&a, t0), (&b, t0)]
+            .into_iter()
+            .map(|(k, at)| Write::Report {
+                app_id: 1,
+                hash: k.hash(),
+                key: k.clone(),
+                at,
+            })
+            .collect();
+        let folded = fold(writes.iter());
+        assert_eq!(folded.groups.len(), 2);
+        let (_, count, first, last) = folded.groups[&(1, a.hash().as_str())];
+        assert_eq!((count, first, last), (3, t0, t1));
+        assert_eq!(folded.hours.len(), 3);
+        assert_eq!(folded.hours[&(1, a.hash().as_str(), 7200)], 2);
+    }
+}

@@ -1,0 +1,147 @@
+//! Report keys (`rpk_…`): issued, rotated and revoked per app, and resolved on the ingestion
+//! path through a short-lived cache so a hot key costs no query, while a revocation is
+//! honoured within `key_cache_ttl`.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use entity::{apps, report_keys};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set, TransactionSession, TransactionTrait,
+};
+
+use crate::error::ServiceError;
+use crate::secrets;
+
+pub const KEY_PREFIX: &str = "rpk_";
+/// Bounds the cache under a flood of random keys; it is simply emptied when full.
+const MAX_CACHED_KEYS: usize = 100_000;
+
+/// A key as shown once, at creation.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub key: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What ingestion needs to know about a valid key.
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub key_id: i64,
+    pub app_id: i64,
+    pub app_name: String,
+    pub reports_enabled: bool,
+}
+
+/// Issues a new key for the app and revokes the active one, in one transaction, so an app
+/// never has two active keys.
+pub async fn rotate(db: &impl TransactionTrait, app_id: i64) -> Result<NewKey, ServiceError> {
+    let key = secrets::new_secret(KEY_PREFIX)?;
+    let created_at = Utc::now();
+    let txn = db.begin().await?;
+    revoke_active(&txn, app_id, created_at).await?;
+    let prefix = secrets::display_prefix(&key);
+    report_keys::ActiveModel {
+        app_id: Set(app_id),
+        key_hash: Set(secrets::sha256_hex(&key)),
+        key_prefix: Set(prefix.clone()),
+        created_at: Set(created_at),
+        revoked_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(NewKey {
+        key,
+        prefix,
+        created_at,
+    })
+}
+
+/// Revokes the app's active key; false when it had none.
+pub async fn revoke(db: &impl ConnectionTrait, app_id: i64) -> Result<bool, ServiceError> {
+    Ok(revoke_active(db, app_id, Utc::now()).await? > 0)
+}
+
+async fn revoke_active(
+    db: &impl ConnectionTrait,
+    app_id: i64,
+    at: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = report_keys::Entity::update_many()
+        .col_expr(
+            report_keys::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(at),
+        )
+        .filter(report_keys::Column::AppId.eq(app_id))
+        .filter(report_keys::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Resolves presented keys to their app, remembering answers (also "no such key") for a while.
+pub struct KeyCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, Option<KeyOwner>)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        KeyCache {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// `Ok(None)` for a key that is malformed, unknown or revoked.
+    pub async fn resolve(
+        &self,
+        db: &DatabaseConnection,
+        key: &str,
+    ) -> Result<Option<KeyOwner>, DbErr> {
+        if !secrets::has_secret_format(key, KEY_PREFIX) {
+            return Ok(None);
+        }
+        let hash = secrets::sha256_hex(key);
+        if let Ok(entries) = self.entries.read()
+            && let Some((at, owner)) = entries.get(&hash)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(owner.clone());
+        }
+        let owner = report_keys::Entity::find()
+            .filter(report_keys::Column::KeyHash.eq(hash.as_str()))
+            .filter(report_keys::Column::RevokedAt.is_null())
+            .find_also_related(apps::Entity)
+            .one(db)
+            .await?
+            .and_then(|(key, app)| {
+                app.map(|app| KeyOwner {
+                    key_id: key.id,
+                    app_id: app.id,
+                    app_name: app.name,
+                    reports_enabled: app.reports_enabled,
+                })
+            });
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_CACHED_KEYS {
+                entries.clear();
+            }
+            entries.insert(hash, (Instant::now(), owner.clone()));
+        }
+        Ok(owner)
+    }
+
+    /// Drops what is cached for an app, so changes made by this process apply at once.
+    pub fn forget_app(&self, app_id: i64) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (_, owner)| owner.as_ref().is_none_or(|o| o.app_id != app_id));
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Rollwatch: a self-hosted rollout-health service (see DESIGN.md).
+
+pub mod accounts;
+pub mod apps;
+pub mod blobs;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod ingest;
+pub mod keys;
+pub mod ratelimit;
+pub mod retention;
+pub mod secrets;
+pub mod server;

@@ -1,0 +1,198 @@
+//! The `rollwatch` binary: the server and the operator commands (DESIGN §2).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rollwatch::config::Config;
+use rollwatch::server::Server;
+use rollwatch::{accounts, apps, db, keys};
+
+#[derive(Parser)]
+#[command(name = "rollwatch", version, about = "Self-hosted rollout health")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (REST ingestion, API, web app).
+    Serve,
+    /// Manage accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Manage apps.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+    /// Manage an app's report key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account and its admin; prints the admin's generated password once.
+    Create {
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Create an app with reports enabled; prints its new report key alone on stdout.
+    Create {
+        name: String,
+        /// The account's name; may be left out while there is only one account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Issue a new report key for the app and revoke the old one; prints the new key.
+    Rotate {
+        app: String,
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Revoke the app's report key; reports with it are refused within seconds.
+    Revoke {
+        app: String,
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
+        )
+        .init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("rollwatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rollwatch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+async fn run(command: Command, config: Config) -> Result<(), AnyError> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Accounts {
+            command: AccountsCommand::Create { name, admin_email },
+        } => {
+            let db = operator_db(&config).await?;
+            let (account, admin) = accounts::create_account(&db, &name, &admin_email, None).await?;
+            println!("account {:?} created (id {})", account.name, account.id);
+            println!("admin:    {}", admin.user.email);
+            if let Some(password) = admin.generated_password {
+                println!("password: {password}   (shown once)");
+            }
+            Ok(())
+        }
+        Command::Apps {
+            command: AppsCommand::Create { name, account },
+        } => {
+            let db = operator_db(&config).await?;
+            let account = accounts::find_account(&db, account.as_deref()).await?;
+            let (app, key) = apps::create(&db, account.id, &name).await?;
+            eprintln!(
+                "app {:?} created (id {}); its report key:",
+                app.name, app.id
+            );
+            println!("{}", key.key);
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let db = operator_db(&config).await?;
+            let (app, account, rotate) = match command {
+                KeysCommand::Rotate { app, account } => (app, account, true),
+                KeysCommand::Revoke { app, account } => (app, account, false),
+            };
+            let account = accounts::find_account(&db, account.as_deref()).await?;
+            let app = apps::find_by_name(&db, account.id, &app).await?;
+            if rotate {
+                let key = keys::rotate(&db, app.id).await?;
+                eprintln!("new report key for {:?}; the old one is revoked:", app.name);
+                println!("{}", key.key);
+            } else if keys::revoke(&db, app.id).await? {
+                eprintln!("the report key of {:?} is revoked", app.name);
+            } else {
+                eprintln!("{:?} had no active report key", app.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn operator_db(config: &Config) -> Result<sea_orm::DatabaseConnection, AnyError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    Ok(db::connect(&config.database_url).await?)
+}
+
+async fn serve(config: Config) -> Result<(), AnyError> {
+    let server = Server::build(config).await?;
+    if let Some(admin) = &server.first_admin {
+        println!("First start: created the admin {}", admin.email);
+        if let Some(password) = &admin.generated_password {
+            println!("  password: {password}   (shown once; keep it safe)");
+        }
+    }
+    println!("Rollwatch listening on http://{}", server.local_addr()?);
+    server.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

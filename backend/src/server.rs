@@ -1,0 +1,200 @@
+//! The HTTP server: shared state, routes, background tasks and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::trace::TraceLayer;
+
+use crate::accounts::{self, FirstAdmin};
+use crate::blobs::{BlobError, BlobStore};
+use crate::config::Config;
+use crate::error::{ApiError, ServiceError};
+use crate::ingest::writer::Writer;
+use crate::keys::KeyCache;
+use crate::ratelimit::RateLimits;
+use crate::{db, ingest, retention};
+
+/// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
+const WRITE_QUEUE_CAPACITY: usize = 8192;
+const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+const FORGET_IDLE_LIMITS_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Shared {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub keys: KeyCache,
+    pub limits: RateLimits,
+    pub writer: Writer,
+    pub blobs: BlobStore,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("blob storage: {0}")]
+    Blobs(#[from] BlobError),
+    #[error("first admin: {0}")]
+    FirstAdmin(#[from] ServiceError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+    /// Set on the first start of an install; its password must be shown to the operator once.
+    pub first_admin: Option<FirstAdmin>,
+}
+
+impl Server {
+    /// Connects, migrates, creates the first admin when there is no user, and binds.
+    pub async fn build(config: Config) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let db = db::connect(&config.database_url).await?;
+        let first_admin = accounts::ensure_first_admin(&db, &config).await?;
+        let blobs = BlobStore::from_config(&config.storage)?;
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.bind_addr,
+                source,
+            })?;
+        let (writer, writer_task) = Writer::spawn(db.clone(), WRITE_QUEUE_CAPACITY);
+        let state = AppState(Arc::new(Shared {
+            keys: KeyCache::new(config.reports.key_cache_ttl),
+            limits: RateLimits::new(
+                config.reports.rate_limit_per_key_per_minute,
+                config.reports.rate_limit_per_device_per_minute,
+            ),
+            config,
+            db,
+            writer,
+            blobs,
+        }));
+        Ok(Server {
+            listener,
+            state,
+            writer_task,
+            first_admin,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish: each of them is
+    /// answered only after its counts are committed, so nothing acknowledged is lost.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Server {
+            listener,
+            state,
+            writer_task,
+            ..
+        } = self;
+        let background = [
+            tokio::spawn(sweep_blobs(state.clone())),
+            tokio::spawn(forget_idle_limits(state.clone())),
+        ];
+        let served = axum::serve(listener, router(state.clone()))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        for task in background {
+            task.abort();
+            let _ = task.await;
+        }
+        let db = state.db.clone();
+        // The last handle to the writer goes with the state; the writer then drains and ends.
+        drop(state);
+        if let Err(e) = writer_task.await {
+            tracing::error!(error = %e, "writer task failed");
+        }
+        if let Err(e) = db.close().await {
+            tracing::warn!(error = %e, "closing the database");
+        }
+        served
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if state.config.reports.enabled {
+        app = app.merge(ingest::routes());
+    }
+    app.fallback(not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(ApiError::NotFound.body())).into_response()
+}
+
+async fn sweep_blobs(state: AppState) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        every.tick().await;
+        match retention::sweep(&state.db, &state.blobs, &state.config.reports).await {
+            Ok(sweep) => tracing::info!(?sweep, "blob retention sweep"),
+            Err(e) => tracing::warn!(error = %e, "blob retention sweep failed"),
+        }
+    }
+}
+
+async fn forget_idle_limits(state: AppState) {
+    let mut every = tokio::time::interval(FORGET_IDLE_LIMITS_EVERY);
+    loop {
+        every.tick().await;
+        state.limits.forget_idle();
+    }
+}
