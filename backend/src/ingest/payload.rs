@@ -126,13 +126,22 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
 fn shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = err.path().to_string();
     let inner = err.into_inner();
-    match inner.classify() {
-        serde_json::error::Category::Data => ApiError::invalid(
-            if path == "." { String::new() } else { path },
-            strip_position(&inner.to_string()),
-        ),
-        _ => ApiError::MalformedJson(inner.to_string()),
+    if inner.classify() != serde_json::error::Category::Data {
+        return ApiError::MalformedJson(inner.to_string());
     }
+    let message = strip_position(&inner.to_string());
+    let parent = if path == "." { None } else { Some(path) };
+    // serde names a missing field only in its message; the path stops at its parent.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    let field = match (parent, missing) {
+        (Some(parent), Some(name)) => format!("{parent}.{name}"),
+        (None, Some(name)) => name.to_owned(),
+        (Some(parent), None) => parent,
+        (None, None) => String::new(),
+    };
+    ApiError::invalid(field, message)
 }
 
 fn strip_position(message: &str) -> String {
@@ -264,7 +273,7 @@ mod tests {
     fn syntax_errors_are_malformed_and_shape_errors_name_the_field() {
         assert!(matches!(report("{"), Err(ApiError::MalformedJson(_))));
         assert!(matches!(
-            report("{} trailing"),
+            report(&format!("{VALID} trailing")),
             Err(ApiError::MalformedJson(_))
         ));
         let err = report(r#"{"application": {"name": "a", "version": 1, "channel": "c"}}"#)

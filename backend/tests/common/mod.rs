@@ -1,0 +1,271 @@
+//! Test harness: the real server on a random port, against a fresh SQLite file or a fresh
+//! PostgreSQL database, in the manner of zero2prod's `spawn_app`.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod s3;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use rollwatch::config::Config;
+use rollwatch::server::Server;
+use rollwatch::{accounts, apps};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The PostgreSQL server the tests create their databases on.
+pub fn postgres_server_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(server_url: &str, database: &str) -> String {
+    let (base, _) = server_url.rsplit_once('/').unwrap();
+    format!("{base}/{database}")
+}
+
+/// A database of its own for one test: a new SQLite file, or a new PostgreSQL database.
+pub struct TestDatabase {
+    pub url: String,
+    /// The PostgreSQL database to drop when the test ends.
+    postgres_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend, dir: &std::path::Path) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                url: format!("sqlite://{}/rollwatch.db?mode=rwc", dir.display()),
+                postgres_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("rollwatch_test_{}", hex::encode(rand::random::<[u8; 8]>()));
+                let admin = sea_orm::Database::connect(postgres_server_url())
+                    .await
+                    .expect("the PostgreSQL server of TEST_DATABASE_URL is reachable");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                TestDatabase {
+                    url: with_database(&postgres_server_url(), &name),
+                    postgres_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub async fn drop_database(&self) {
+        if let Some(name) = &self.postgres_name {
+            if let Ok(admin) = sea_orm::Database::connect(postgres_server_url()).await {
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+                let _ = admin.close().await;
+            }
+        }
+    }
+}
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "a-long-test-password";
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub addr: SocketAddr,
+    pub db: DatabaseConnection,
+    pub database: TestDatabase,
+    pub data_dir: TempDir,
+    pub app_id: i64,
+    pub app_name: String,
+    pub key: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts the server with extra environment variables (as `rollwatch serve` reads them).
+    pub async fn spawn_with(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::create(backend, data_dir.path()).await;
+        Self::spawn_on(backend, data_dir, database, None, vars).await
+    }
+
+    /// Starts the server against `database`, reaching it through `database_url` when given.
+    pub async fn spawn_on(
+        backend: Backend,
+        data_dir: TempDir,
+        database: TestDatabase,
+        database_url: Option<String>,
+        vars: &[(&str, &str)],
+    ) -> TestApp {
+        let mut env: HashMap<String, String> = [
+            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            ("ROLLWATCH_DATA_DIR", data_dir.path().display().to_string()),
+            (
+                "DATABASE_URL",
+                database_url.unwrap_or_else(|| database.url.clone()),
+            ),
+            ("ROLLWATCH_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+            ("ROLLWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in vars {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
+        let server = Server::build(config).await.expect("server starts");
+        let addr = server.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stop.await;
+        }));
+
+        let db = rollwatch::db::connect(&database.url).await.unwrap();
+        let account = accounts::find_account(&db, None).await.unwrap();
+        let (app, key) = apps::create(&db, account.id, "editor").await.unwrap();
+        TestApp {
+            backend,
+            addr,
+            db,
+            database,
+            data_dir,
+            app_id: app.id,
+            app_name: app.name,
+            key: key.key,
+            client: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs JSON with a bearer key.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn report(&self, body: &Value) -> reqwest::Response {
+        self.post("/reports/ingest", Some(&self.key), body).await
+    }
+
+    /// `count` of the group, 0 when it does not exist.
+    pub async fn group_count(&self, hash: &str) -> i64 {
+        self.scalar(&format!(
+            "SELECT COALESCE(SUM(count), 0) FROM report_groups WHERE app_id = {} AND group_hash = '{hash}'",
+            self.app_id
+        ))
+        .await
+    }
+
+    /// Sum of the hourly `report_counts` rows of the group.
+    pub async fn hourly_total(&self, hash: &str) -> i64 {
+        self.scalar(&format!(
+            "SELECT COALESCE(SUM(count), 0) FROM report_counts WHERE app_id = {} AND group_hash = '{hash}'",
+            self.app_id
+        ))
+        .await
+    }
+
+    /// One integer from a query (as i64 on both back ends).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let sql = format!("SELECT CAST(({sql}) AS BIGINT) AS v");
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "v").unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown_server().await;
+        let _ = self.db.clone().close().await;
+        self.database.drop_database().await;
+    }
+
+    pub async fn shutdown_server(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A valid report of the test app.
+pub fn report(version: &str, channel: &str, platform: &str, reason: &str) -> Value {
+    json!({
+        "application": { "name": "editor", "version": version, "channel": channel },
+        "system": { "platform": platform, "arch": "x86_64", "os_version": "10.0.22631" },
+        "event": { "type": "crash", "reason": reason },
+    })
+}
+
+/// base64 of the gzip of `bytes`.
+pub fn gzip_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
+}
+
+/// The group hash as DESIGN §5 defines it, computed here independently of the server.
+pub fn expected_hash(fields: [&str; 7]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(fields.join("|").as_bytes()))
+}
+
+pub async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
