@@ -1,1 +1,113 @@
-fn main() {}
+//! `cargo xtask …`: the project's own commands, so a fresh machine needs nothing but cargo.
+//!
+//! - `serve`: run Rollwatch on the embedded default (SQLite + blob folder under ./data).
+//! - `test`: every check and test — formatting, lints, unit and integration tests on SQLite
+//!   and PostgreSQL (the machine's server, started here when it is down).
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("test") => test(),
+        _ => Err("usage: cargo xtask <serve [rollwatch serve args…] | test>".to_owned()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+/// Runs `command`, failing with its description when it does not succeed.
+fn run(command: &mut Command) -> Result {
+    let shown = format!("{command:?}");
+    eprintln!("xtask: running {shown}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed: {status}"))
+    }
+}
+
+fn serve(extra: &[String]) -> Result {
+    run(cargo()
+        .args(["run", "--package", "rollwatch", "--", "serve"])
+        .args(extra))
+}
+
+const POSTGRES_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 5432);
+
+fn postgres_is_up() -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from(POSTGRES_ADDR), Duration::from_secs(1)).is_ok()
+}
+
+/// The tests need the machine's PostgreSQL: start its cluster when it is not listening.
+fn ensure_postgres() -> Result {
+    if std::env::var_os("TEST_DATABASE_URL").is_some() || postgres_is_up() {
+        return Ok(());
+    }
+    eprintln!("xtask: PostgreSQL is not listening on 127.0.0.1:5432; starting it");
+    let versions = std::fs::read_dir("/etc/postgresql").map_err(|e| {
+        format!("no PostgreSQL installed (/etc/postgresql: {e}); set TEST_DATABASE_URL")
+    })?;
+    for version in versions.flatten() {
+        let version = version.file_name().to_string_lossy().into_owned();
+        let _ = run(Command::new("pg_ctlcluster").args([
+            "--skip-systemctl-redirect",
+            &version,
+            "main",
+            "start",
+        ]));
+    }
+    for _ in 0..30 {
+        if postgres_is_up() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    Err("PostgreSQL did not come up on 127.0.0.1:5432".to_owned())
+}
+
+fn test() -> Result {
+    ensure_postgres()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["test", "--workspace"]).env(
+        "TEST_DATABASE_URL",
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+    ))
+}

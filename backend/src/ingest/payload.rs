@@ -152,7 +152,7 @@ fn strip_position(message: &str) -> String {
 }
 
 /// Trims and checks a free-text field: non-empty, at most `max` characters, no control characters.
-fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::invalid(
@@ -176,7 +176,7 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
 }
 
 /// Trims, lower-cases and checks a field against its closed list of values.
-fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, ApiError> {
+pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, ApiError> {
     let value = value.trim().to_ascii_lowercase();
     if allowed.contains(&value.as_str()) {
         Ok(value)

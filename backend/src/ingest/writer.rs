@@ -96,9 +96,17 @@ async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// A group's share of one flush.
+struct GroupTally<'a> {
+    key: &'a GroupKey,
+    count: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
+
 #[derive(Default)]
 struct Folded<'a> {
-    groups: HashMap<(i64, &'a str), (&'a GroupKey, i64, DateTime<Utc>, DateTime<Utc>)>,
+    groups: HashMap<(i64, &'a str), GroupTally<'a>>,
     hours: HashMap<(i64, &'a str, i64), i64>,
     usage: HashMap<(i64, &'a Release, &'a str, i64), i64>,
 }
@@ -120,10 +128,15 @@ fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
                 let group = folded
                     .groups
                     .entry((*app_id, hash.as_str()))
-                    .or_insert((key, 0, *at, *at));
-                group.1 += 1;
-                group.2 = Ord::min(group.2, *at);
-                group.3 = Ord::max(group.3, *at);
+                    .or_insert(GroupTally {
+                        key,
+                        count: 0,
+                        first_seen: *at,
+                        last_seen: *at,
+                    });
+                group.count += 1;
+                group.first_seen = Ord::min(group.first_seen, *at);
+                group.last_seen = Ord::max(group.last_seen, *at);
                 *folded
                     .hours
                     .entry((*app_id, hash.as_str(), hour_of(*at)))
@@ -174,7 +187,8 @@ async fn flush<'a>(
             C::LastSeen,
             C::BlobCount,
         ]);
-        for ((app_id, hash), (key, count, first, last)) in chunk {
+        for ((app_id, hash), group) in chunk {
+            let key = group.key;
             let r = &key.release;
             insert
                 .values([
@@ -187,9 +201,9 @@ async fn flush<'a>(
                     r.arch.as_str().into(),
                     key.event_type.as_str().into(),
                     key.reason.as_str().into(),
-                    (*count).into(),
-                    (*first).into(),
-                    (*last).into(),
+                    group.count.into(),
+                    group.first_seen.into(),
+                    group.last_seen.into(),
                     0i32.into(),
                 ])
                 .map_err(|e| DbErr::Custom(e.to_string()))?;
@@ -316,8 +330,12 @@ mod tests {
             .collect();
         let folded = fold(writes.iter());
         assert_eq!(folded.groups.len(), 2);
-        let (_, count, first, last) = folded.groups[&(1, a.hash().as_str())];
-        assert_eq!((count, first, last), (3, t0, t1));
+        let a_hash = a.hash();
+        let group = &folded.groups[&(1, a_hash.as_str())];
+        assert_eq!(
+            (group.count, group.first_seen, group.last_seen),
+            (3, t0, t1)
+        );
         assert_eq!(folded.hours.len(), 3);
         assert_eq!(folded.hours[&(1, a.hash().as_str(), 7200)], 2);
     }
