@@ -157,6 +157,7 @@ async fn operator_db(config: &Config) -> Result<sea_orm::DatabaseConnection, Any
 
 async fn serve(config: Config) -> Result<(), AnyError> {
     let server = Server::build(config).await?;
+    let shutdown = shutdown_signal()?;
     if let Some(admin) = &server.first_admin {
         println!("First start: created the admin {}", admin.email);
         if let Some(password) = &admin.generated_password {
@@ -164,35 +165,31 @@ async fn serve(config: Config) -> Result<(), AnyError> {
         }
     }
     println!("Rollwatch listening on http://{}", server.local_addr()?);
-    server.run(shutdown_signal()).await?;
+    server.run(shutdown).await?;
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed here, before the server says it
+/// is listening, so a signal sent right after that is never missed.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+            tracing::info!("shutting down: finishing requests in flight");
+        })
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
 }

@@ -56,14 +56,16 @@ pub async fn sweep(
         .all(db)
         .await?;
     for (app_id, group_hash) in crowded {
-        // Keep the newest `cap`.
+        // Keep the newest `cap`; a crowded group holds few more than that.
         let surplus = report_blobs::Entity::find()
             .filter(report_blobs::Column::AppId.eq(app_id))
             .filter(report_blobs::Column::GroupHash.eq(group_hash.as_str()))
             .order_by_desc(report_blobs::Column::CreatedAt)
-            .offset(cap)
             .all(db)
-            .await?;
+            .await?
+            .into_iter()
+            .skip(cap as usize)
+            .collect();
         result.over_cap += remove(db, blobs, surplus, &mut result.failed).await?;
     }
     Ok(result)

@@ -1,0 +1,272 @@
+//! The `rollwatch` binary as an operator uses it: first start, operator commands, bad
+//! configuration, and SIGTERM in the middle of a burst.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{expected_hash, report};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rollwatch");
+
+fn rollwatch(data_dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ROLLWATCH_DATA_DIR", data_dir)
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts `rollwatch serve`; returns the process, its base URL and what it printed first.
+fn serve(data_dir: &Path, vars: &[(&str, &str)]) -> (Child, String, Vec<String>) {
+    let mut child = rollwatch(data_dir)
+        .arg("serve")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        printed.push(line.clone());
+        if let Some(addr) = line.strip_prefix("Rollwatch listening on ") {
+            return (child, addr.to_owned(), printed);
+        }
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_fresh_install_is_usable_from_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // First start: an admin with a generated password, printed once.
+    let (mut server, base, printed) = serve(dir.path(), &[]);
+    let printed = printed.join("\n");
+    assert!(printed.contains("admin@localhost"), "{printed}");
+    let password_line = printed
+        .lines()
+        .find(|l| l.contains("password:"))
+        .expect(&printed);
+    let password = password_line.split_whitespace().nth(1).unwrap();
+    assert!(password.len() >= 20, "{password_line}");
+
+    // Operator commands work on the same database while the server runs.
+    let created = rollwatch(dir.path())
+        .args(["apps", "create", "editor"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let key = stdout(&created);
+    let key = key.strip_suffix('\n').unwrap();
+    assert!(
+        rollwatch::secrets::has_secret_format(key, "rpk_"),
+        "stdout is the key alone: {key:?}"
+    );
+    let duplicate = rollwatch(dir.path())
+        .args(["apps", "create", "editor"])
+        .output()
+        .unwrap();
+    assert!(!duplicate.status.success());
+
+    let client = reqwest::Client::new();
+    let body = report("1.0.0", "stable", "linux", "SIGSEGV");
+    let ingest = format!("{base}/reports/ingest");
+    let response = client
+        .post(&ingest)
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    // Rotation: a new key works, the old one is refused within seconds.
+    let rotated = rollwatch(dir.path())
+        .args(["keys", "rotate", "editor"])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{rotated:?}");
+    let new_key = stdout(&rotated).trim().to_owned();
+    assert_ne!(new_key, key);
+    let response = client
+        .post(&ingest)
+        .bearer_auth(&new_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let mut refused = false;
+    for _ in 0..40 {
+        let response = client
+            .post(&ingest)
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(refused, "the rotated-out key still works");
+
+    terminate(&mut server);
+    assert!(
+        server.wait().unwrap().success(),
+        "SIGTERM is a clean shutdown"
+    );
+
+    // A second account, and a second start that prints no password.
+    let account = rollwatch(dir.path())
+        .args([
+            "accounts",
+            "create",
+            "acme",
+            "--admin-email",
+            "ops@acme.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(account.status.success(), "{account:?}");
+    assert!(stdout(&account).contains("ops@acme.test"));
+    assert!(stdout(&account).contains("password:"));
+    let ambiguous = rollwatch(dir.path())
+        .args(["apps", "create", "cli"])
+        .output()
+        .unwrap();
+    assert!(
+        !ambiguous.status.success(),
+        "two accounts: --account is required"
+    );
+    let in_acme = rollwatch(dir.path())
+        .args(["apps", "create", "editor", "--account", "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        in_acme.status.success(),
+        "same app name in another account: {in_acme:?}"
+    );
+
+    let (mut server, _, printed) = serve(dir.path(), &[]);
+    assert!(!printed.join("\n").contains("password"), "{printed:?}");
+    terminate(&mut server);
+    assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn a_bad_value_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("REPORTS_MAX_BODY_BYTES", "lots"),
+        ("STORAGE_DRIVER", "floppy"),
+        ("BIND_ADDR", "nowhere"),
+    ] {
+        let output = rollwatch(dir.path())
+            .arg("serve")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_in_the_middle_of_a_burst_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("ROLLWATCH_ADMIN_EMAIL", common::ADMIN_EMAIL),
+        ("ROLLWATCH_ADMIN_PASSWORD", common::ADMIN_PASSWORD),
+        ("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "1000000"),
+    ];
+    let (mut server, base, _) = serve(dir.path(), &vars);
+    let created = rollwatch(dir.path())
+        .args(["apps", "create", "editor"])
+        .output()
+        .unwrap();
+    let key = stdout(&created).trim().to_owned();
+
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let client = reqwest::Client::new();
+    let body = report("9.9.9", "stable", "windows", "BURST");
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (client, key, body, acknowledged) = (
+            client.clone(),
+            key.clone(),
+            body.clone(),
+            acknowledged.clone(),
+        );
+        let url = format!("{base}/reports/ingest");
+        senders.spawn(async move {
+            for _ in 0..200 {
+                match client.post(&url).bearer_auth(&key).json(&body).send().await {
+                    Ok(response) if response.status() == 202 => {
+                        acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Ok(response) => assert_eq!(response.status(), 503, "only 202 or 503"),
+                    Err(_) => return, // the server has stopped listening
+                }
+            }
+        });
+    }
+    while acknowledged.load(std::sync::atomic::Ordering::SeqCst) < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    terminate(&mut server);
+    while senders.join_next().await.is_some() {}
+    assert!(server.wait().unwrap().success());
+
+    let acknowledged = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    let url = format!("sqlite://{}/rollwatch.db?mode=rwc", dir.path().display());
+    let db = rollwatch::db::connect(&url).await.unwrap();
+    let hash = expected_hash([
+        "editor", "9.9.9", "stable", "windows", "x86_64", "crash", "BURST",
+    ]);
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT count FROM report_groups WHERE group_hash = '{hash}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: i64 = row.try_get("", "count").unwrap();
+    assert!(
+        stored >= acknowledged,
+        "{stored} stored, {acknowledged} acknowledged: a 202 was lost"
+    );
+    // At most one request per sender can have been committed without its answer arriving.
+    assert!(
+        stored <= acknowledged + 32,
+        "{stored} stored, {acknowledged} acknowledged"
+    );
+    assert!(acknowledged >= 300);
+}
