@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gate;
 pub mod ingest;
 pub mod keys;
 pub mod ratelimit;

@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod app_access;
 pub mod apps;
 pub mod audit_log;
+pub mod gate_policies;
 pub mod report_blobs;
 pub mod report_counts;
 pub mod report_groups;

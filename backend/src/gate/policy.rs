@@ -1,0 +1,309 @@
+//! Gate policies: what a release must show to pass, per app and optionally per channel.
+//! Every app has the documented default (docs/gating.md) until an admin sets its own.
+
+use chrono::Utc;
+use entity::{audit_log, gate_policies};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServiceError;
+
+/// The three rates a release is judged on (DESIGN §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Metric {
+    /// Crashes per session.
+    CrashRate,
+    /// Failed updates per update attempt (failed + succeeded).
+    UpdateFailureRate,
+    /// Failed installs per install attempt (failed + succeeded).
+    InstallFailureRate,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 3] = [
+        Metric::CrashRate,
+        Metric::UpdateFailureRate,
+        Metric::InstallFailureRate,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::CrashRate => "crash rate",
+            Metric::UpdateFailureRate => "update failure rate",
+            Metric::InstallFailureRate => "install failure rate",
+        }
+    }
+
+    /// What the denominator counts, in the plural.
+    pub fn trials(self) -> &'static str {
+        match self {
+            Metric::CrashRate => "sessions",
+            Metric::UpdateFailureRate => "update attempts",
+            Metric::InstallFailureRate => "install attempts",
+        }
+    }
+}
+
+/// The limits of one metric. A limit left out is not checked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricPolicy {
+    /// Highest acceptable rate (0.02 = 2 %), failed only when exceeded credibly.
+    pub max_rate: Option<f64>,
+    /// Highest acceptable rise over the baseline, relative (0.2 = +20 %), failed only when
+    /// exceeded credibly.
+    pub max_regression: Option<f64>,
+    /// Fewer sessions (or attempts) than this is INSUFFICIENT_DATA, never a verdict.
+    pub min_sample: u64,
+    /// When true a release that reports nothing for the metric is INSUFFICIENT_DATA; when
+    /// false the metric is simply not measured (an app that never sends install counts).
+    pub required: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatePolicy {
+    /// Confidence a FAIL must reach (0.95: a release as good as its limits fails at most 5 %
+    /// of the time).
+    pub confidence: f64,
+    /// How many hours of a version's most recent data are evaluated.
+    pub window_hours: u32,
+    pub crash_rate: MetricPolicy,
+    pub update_failure_rate: MetricPolicy,
+    pub install_failure_rate: MetricPolicy,
+}
+
+pub const CONFIDENCE_RANGE: std::ops::RangeInclusive<f64> = 0.8..=0.999;
+pub const MAX_WINDOW_HOURS: u32 = 90 * 24;
+pub const MAX_REGRESSION_LIMIT: f64 = 10.0;
+pub const MAX_MIN_SAMPLE: u64 = 1_000_000_000;
+
+impl Default for GatePolicy {
+    /// The default of every app; docs/gating.md explains each number.
+    fn default() -> Self {
+        let attempts = MetricPolicy {
+            max_rate: Some(0.05),
+            max_regression: Some(0.2),
+            min_sample: 200,
+            required: false,
+        };
+        GatePolicy {
+            confidence: 0.95,
+            window_hours: 7 * 24,
+            crash_rate: MetricPolicy {
+                max_rate: Some(0.02),
+                max_regression: Some(0.2),
+                min_sample: 1000,
+                required: true,
+            },
+            update_failure_rate: attempts,
+            install_failure_rate: attempts,
+        }
+    }
+}
+
+impl GatePolicy {
+    pub fn metric(&self, metric: Metric) -> &MetricPolicy {
+        match metric {
+            Metric::CrashRate => &self.crash_rate,
+            Metric::UpdateFailureRate => &self.update_failure_rate,
+            Metric::InstallFailureRate => &self.install_failure_rate,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ServiceError> {
+        let invalid =
+            |field: &'static str, message: String| ServiceError::Invalid { field, message };
+        if !CONFIDENCE_RANGE.contains(&self.confidence) {
+            return Err(invalid(
+                "confidence",
+                format!(
+                    "confidence must be between {} and {}",
+                    CONFIDENCE_RANGE.start(),
+                    CONFIDENCE_RANGE.end()
+                ),
+            ));
+        }
+        if !(1..=MAX_WINDOW_HOURS).contains(&self.window_hours) {
+            return Err(invalid(
+                "windowHours",
+                format!("windowHours must be between 1 and {MAX_WINDOW_HOURS}"),
+            ));
+        }
+        for metric in Metric::ALL {
+            let limits = self.metric(metric);
+            let name = metric.label();
+            if limits
+                .max_rate
+                .is_some_and(|rate| !(rate > 0.0 && rate <= 1.0))
+            {
+                return Err(invalid(
+                    "maxRate",
+                    format!("the {name} maxRate must be above 0 and at most 1"),
+                ));
+            }
+            if limits
+                .max_regression
+                .is_some_and(|rise| !(rise > 0.0 && rise <= MAX_REGRESSION_LIMIT))
+            {
+                return Err(invalid(
+                    "maxRegression",
+                    format!(
+                        "the {name} maxRegression must be above 0 and at most {MAX_REGRESSION_LIMIT} (relative: 0.2 is +20 %)"
+                    ),
+                ));
+            }
+            if !(1..=MAX_MIN_SAMPLE).contains(&limits.min_sample) {
+                return Err(invalid(
+                    "minSample",
+                    format!("the {name} minSample must be between 1 and {MAX_MIN_SAMPLE}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the policy in force comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PolicySource {
+    /// Set for this channel.
+    Channel,
+    /// Set for the app, all channels.
+    App,
+    /// Nothing set: the built-in default.
+    Default,
+}
+
+/// The channel column of the app-wide row.
+const ALL_CHANNELS: &str = "";
+
+/// The policy in force for `channel` of the app: the channel's own, else the app's, else the
+/// default.
+pub async fn effective(
+    db: &impl ConnectionTrait,
+    app_id: i64,
+    channel: Option<&str>,
+) -> Result<(GatePolicy, PolicySource), ServiceError> {
+    let rows = gate_policies::Entity::find()
+        .filter(gate_policies::Column::AppId.eq(app_id))
+        .filter(
+            gate_policies::Column::Channel.is_in([ALL_CHANNELS, channel.unwrap_or(ALL_CHANNELS)]),
+        )
+        .all(db)
+        .await?;
+    let channel_row = rows.iter().find(|row| row.channel != ALL_CHANNELS);
+    let app_row = rows.iter().find(|row| row.channel == ALL_CHANNELS);
+    match (channel_row, app_row) {
+        (Some(row), _) => Ok((parse(&row.policy)?, PolicySource::Channel)),
+        (None, Some(row)) => Ok((parse(&row.policy)?, PolicySource::App)),
+        (None, None) => Ok((GatePolicy::default(), PolicySource::Default)),
+    }
+}
+
+fn parse(stored: &str) -> Result<GatePolicy, ServiceError> {
+    serde_json::from_str(stored)
+        .map_err(|e| DbErr::Json(format!("a stored gate policy is unreadable: {e}")).into())
+}
+
+/// Who changed a policy, for `gate_policies.updated_by` and the audit log.
+pub struct Actor<'a> {
+    pub account_id: i64,
+    /// `user:<id>`, `token:<id>` or `cli`.
+    pub name: &'a str,
+}
+
+/// Stores `policy` for the app (`channel` `None`) or one channel, and records it in the audit log.
+pub async fn save(
+    db: &DatabaseConnection,
+    app_id: i64,
+    channel: Option<&str>,
+    policy: &GatePolicy,
+    actor: &Actor<'_>,
+) -> Result<(), ServiceError> {
+    policy.validate()?;
+    let document = serde_json::to_string(policy)
+        .map_err(|e| DbErr::Json(format!("cannot encode a gate policy: {e}")))?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    gate_policies::Entity::insert(gate_policies::ActiveModel {
+        app_id: Set(app_id),
+        channel: Set(channel.unwrap_or(ALL_CHANNELS).to_owned()),
+        policy: Set(document.clone()),
+        updated_by: Set(actor.name.to_owned()),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::columns([gate_policies::Column::AppId, gate_policies::Column::Channel])
+            .update_columns([
+                gate_policies::Column::Policy,
+                gate_policies::Column::UpdatedBy,
+                gate_policies::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    let scope = match channel {
+        Some(channel) => format!("channel {channel:?}"),
+        None => "all channels".to_owned(),
+    };
+    audit_log::ActiveModel {
+        account_id: Set(actor.account_id),
+        actor: Set(actor.name.to_owned()),
+        action: Set("set_gate_policy".to_owned()),
+        target_type: Set("app".to_owned()),
+        target_id: Set(Some(app_id.to_string())),
+        detail: Set(Some(format!("{scope}: {document}"))),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_valid_and_round_trips() {
+        let policy = GatePolicy::default();
+        policy.validate().unwrap();
+        let json = serde_json::to_string(&policy).unwrap();
+        assert_eq!(parse(&json).unwrap(), policy);
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_with_their_field() {
+        type Spoil = fn(&mut GatePolicy);
+        let cases: [(&str, Spoil); 5] = [
+            ("confidence", |p| p.confidence = 0.5),
+            ("windowHours", |p| p.window_hours = 0),
+            ("maxRate", |p| p.crash_rate.max_rate = Some(1.5)),
+            ("maxRegression", |p| {
+                p.update_failure_rate.max_regression = Some(-0.1)
+            }),
+            ("minSample", |p| p.install_failure_rate.min_sample = 0),
+        ];
+        for (field, spoil) in cases {
+            let mut policy = GatePolicy::default();
+            spoil(&mut policy);
+            let err = policy.validate().expect_err(field);
+            assert!(
+                matches!(err, ServiceError::Invalid { field: f, .. } if f == field),
+                "{field}: {err:?}"
+            );
+        }
+    }
+}
