@@ -92,13 +92,9 @@ async fn a_fresh_install_is_usable_from_a_shell() {
     let client = reqwest::Client::new();
     let body = report("1.0.0", "stable", "linux", "SIGSEGV");
     let ingest = format!("{base}/reports/ingest");
-    let response = client
-        .post(&ingest)
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let send = |key: &str| client.post(&ingest).bearer_auth(key).json(&body).send();
+    let send = |key| async move { send(key).await.unwrap() };
+    let response = send(key).await;
     assert_eq!(response.status(), 202);
 
     // Rotation: a new key works, the old one is refused within seconds.
@@ -109,23 +105,11 @@ async fn a_fresh_install_is_usable_from_a_shell() {
     assert!(rotated.status.success(), "{rotated:?}");
     let new_key = stdout(&rotated).trim().to_owned();
     assert_ne!(new_key, key);
-    let response = client
-        .post(&ingest)
-        .bearer_auth(&new_key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = send(&new_key).await;
     assert_eq!(response.status(), 202);
     let mut refused = false;
     for _ in 0..40 {
-        let response = client
-            .post(&ingest)
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = send(key).await;
         if response.status() == 401 {
             refused = true;
             break;

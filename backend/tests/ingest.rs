@@ -90,6 +90,15 @@ async fn every_bad_input_gets_its_status_and_code(backend: Backend) {
         let app = &app;
         async move { app.post("/reports/ingest", key.as_deref(), &body).await }
     };
+    let post_raw = |content_type: &'static str, body: String| {
+        app.client
+            .post(app.url("/reports/ingest"))
+            .bearer_auth(&app.key)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+    let post_raw = |content_type, body| async move { post_raw(content_type, body).await.unwrap() };
     let key = Some(app.key.as_str());
     let rpk_unknown = format!("rpk_{}", "ab".repeat(32));
     let bomb = gzip_base64(&vec![b'A'; 8 << 20]);
@@ -119,28 +128,14 @@ async fn every_bad_input_gets_its_status_and_code(backend: Backend) {
         ),
         (
             "not json",
-            app.client
-                .post(app.url("/reports/ingest"))
-                .bearer_auth(&app.key)
-                .header("Content-Type", "text/plain")
-                .body(valid.to_string())
-                .send()
-                .await
-                .unwrap(),
+            post_raw("text/plain", valid.to_string()).await,
             415,
             "unsupported_media_type",
             None,
         ),
         (
             "malformed json",
-            app.client
-                .post(app.url("/reports/ingest"))
-                .bearer_auth(&app.key)
-                .header("Content-Type", "application/json")
-                .body("{\"application\": {")
-                .send()
-                .await
-                .unwrap(),
+            post_raw("application/json", "{\"application\": {".to_owned()).await,
             400,
             "malformed_json",
             None,

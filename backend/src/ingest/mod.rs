@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use chrono::Utc;
 use entity::{report_blobs, report_groups};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -31,6 +32,9 @@ use writer::{Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
 const MAX_DEVICE_ID_CHARS: usize = 128;
+/// A body somewhat over the cap is read and thrown away before the 413, so the client, still
+/// sending, gets the answer instead of a reset connection; a far larger one is cut off.
+const MAX_DRAINED_BYTES: usize = 1 << 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -106,18 +110,31 @@ async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared.is_some_and(|len| len > (limit + MAX_DRAINED_BYTES) as u64) {
         return Err(too_large);
     }
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let over_limit = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if over_limit {
-            too_large
+    let mut body = body;
+    let mut kept = BytesMut::new();
+    let mut dropped = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if dropped == 0 && kept.len() + data.len() <= limit {
+            kept.extend_from_slice(&data);
         } else {
-            ApiError::MalformedJson(format!("could not read the body: {err}"))
+            dropped += data.len();
+            if dropped > MAX_DRAINED_BYTES {
+                break;
+            }
         }
-    })
+    }
+    if dropped > 0 {
+        return Err(too_large);
+    }
+    Ok(kept.freeze())
 }
 
 /// Checks a parsed report against the key's app and the caps; nothing is written yet.
