@@ -28,32 +28,55 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Starts `rollwatch serve`; returns the process, its base URL and what it printed first.
-fn serve(data_dir: &Path, vars: &[(&str, &str)]) -> (Child, String, Vec<String>) {
-    let mut child = rollwatch(data_dir)
-        .arg("serve")
-        .envs(vars.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        printed.push(line.clone());
-        if let Some(addr) = line.strip_prefix("Rollwatch listening on ") {
-            return (child, addr.to_owned(), printed);
+/// A running `rollwatch serve`, killed when dropped so a failed test leaves no server behind.
+struct Serving {
+    child: Child,
+    base: String,
+    /// What it printed up to its address.
+    printed: Vec<String>,
+}
+
+impl Serving {
+    fn start(data_dir: &Path, vars: &[(&str, &str)]) -> Serving {
+        let child = rollwatch(data_dir)
+            .arg("serve")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut serving = Serving {
+            child,
+            base: String::new(),
+            printed: Vec::new(),
+        };
+        let mut lines = BufReader::new(serving.child.stdout.take().unwrap()).lines();
+        while serving.base.is_empty() {
+            let line = lines.next().expect("serve printed its address").unwrap();
+            if let Some(addr) = line.strip_prefix("Rollwatch listening on ") {
+                serving.base = addr.to_owned();
+            }
+            serving.printed.push(line);
         }
+        serving
+    }
+
+    /// Sends SIGTERM and waits: true when the server exited cleanly.
+    fn terminate(&mut self) -> bool {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap().success()
     }
 }
 
-fn terminate(child: &mut Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[tokio::test]
@@ -61,8 +84,9 @@ async fn a_fresh_install_is_usable_from_a_shell() {
     let dir = tempfile::tempdir().unwrap();
 
     // First start: an admin with a generated password, printed once.
-    let (mut server, base, printed) = serve(dir.path(), &[]);
-    let printed = printed.join("\n");
+    let mut server = Serving::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let printed = server.printed.join("\n");
     assert!(printed.contains("admin@localhost"), "{printed}");
     let password_line = printed
         .lines()
@@ -118,11 +142,7 @@ async fn a_fresh_install_is_usable_from_a_shell() {
     }
     assert!(refused, "the rotated-out key still works");
 
-    terminate(&mut server);
-    assert!(
-        server.wait().unwrap().success(),
-        "SIGTERM is a clean shutdown"
-    );
+    assert!(server.terminate(), "SIGTERM is a clean shutdown");
 
     // A second account, and a second start that prints no password.
     let account = rollwatch(dir.path())
@@ -155,10 +175,13 @@ async fn a_fresh_install_is_usable_from_a_shell() {
         "same app name in another account: {in_acme:?}"
     );
 
-    let (mut server, _, printed) = serve(dir.path(), &[]);
-    assert!(!printed.join("\n").contains("password"), "{printed:?}");
-    terminate(&mut server);
-    assert!(server.wait().unwrap().success());
+    let mut server = Serving::start(dir.path(), &[]);
+    assert!(
+        !server.printed.join("\n").contains("password"),
+        "{:?}",
+        server.printed
+    );
+    assert!(server.terminate());
 }
 
 #[test]
@@ -189,7 +212,8 @@ async fn sigterm_in_the_middle_of_a_burst_loses_nothing_acknowledged() {
         ("ROLLWATCH_ADMIN_PASSWORD", common::ADMIN_PASSWORD),
         ("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "1000000"),
     ];
-    let (mut server, base, _) = serve(dir.path(), &vars);
+    let mut server = Serving::start(dir.path(), &vars);
+    let base = server.base.clone();
     let created = rollwatch(dir.path())
         .args(["apps", "create", "editor"])
         .output()
@@ -223,9 +247,9 @@ async fn sigterm_in_the_middle_of_a_burst_loses_nothing_acknowledged() {
     while acknowledged.load(std::sync::atomic::Ordering::SeqCst) < 300 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    terminate(&mut server);
+    let clean_exit = server.terminate();
     while senders.join_next().await.is_some() {}
-    assert!(server.wait().unwrap().success());
+    assert!(clean_exit);
 
     let acknowledged = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
     let url = format!("sqlite://{}/rollwatch.db?mode=rwc", dir.path().display());

@@ -83,13 +83,13 @@ impl TestDatabase {
     }
 
     pub async fn drop_database(&self) {
-        if let Some(name) = &self.postgres_name {
-            if let Ok(admin) = sea_orm::Database::connect(postgres_server_url()).await {
-                let _ = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                let _ = admin.close().await;
-            }
+        if let Some(name) = &self.postgres_name
+            && let Ok(admin) = sea_orm::Database::connect(postgres_server_url()).await
+        {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+            let _ = admin.close().await;
         }
     }
 }
