@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rollwatch::config::Config;
+use rollwatch::gate::client::{self as gate_client, GateArgs};
 use rollwatch::server::Server;
 use rollwatch::{accounts, apps, db, keys};
 
@@ -18,6 +19,9 @@ struct Cli {
 enum Command {
     /// Run the server (REST ingestion, API, web app).
     Serve,
+    /// Release gating for CI: prints the verdict and exits 0 PASS, 1 FAIL,
+    /// 2 INSUFFICIENT_DATA, 3 on any error.
+    Gate(Box<GateArgs>),
     /// Manage accounts.
     Accounts {
         #[command(subcommand)]
@@ -74,7 +78,14 @@ enum KeysCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    if let Command::Gate(args) = &cli.command {
+        // A client of a server elsewhere: it needs none of the server's configuration.
+        return gate_client::run(args).await;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -98,11 +109,29 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Prints clap's message. A mistyped `rollwatch gate` exits 3 like its other errors: clap's
+/// usual 2 would read as INSUFFICIENT_DATA in a CI step.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS; // --help, --version
+    }
+    let gate = std::env::args()
+        .nth(1)
+        .is_some_and(|command| command == "gate");
+    ExitCode::from(if gate {
+        gate_client::EXIT_ERROR
+    } else {
+        u8::try_from(e.exit_code()).unwrap_or(2)
+    })
+}
+
 type AnyError = Box<dyn std::error::Error>;
 
 async fn run(command: Command, config: Config) -> Result<(), AnyError> {
     match command {
         Command::Serve => serve(config).await,
+        Command::Gate(_) => unreachable!("handled before the configuration is read"),
         Command::Accounts {
             command: AccountsCommand::Create { name, admin_email },
         } => {

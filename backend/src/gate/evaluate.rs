@@ -150,24 +150,22 @@ pub fn evaluate(
     baseline: Option<&Baseline>,
 ) -> GateResult {
     let z = one_sided_z(policy.confidence);
+    let mut reasons = Vec::new();
     let metrics: Vec<MetricResult> = Metric::ALL
         .into_iter()
         .map(|metric| {
-            MetricJudge {
+            let (result, notable) = MetricJudge {
                 metric,
                 limits: policy.metric(metric),
                 confidence: policy.confidence,
                 z,
             }
-            .judge(&release.counts, baseline)
+            .judge(&release.counts, baseline);
+            reasons.extend(notable);
+            result
         })
         .collect();
 
-    let mut reasons: Vec<String> = metrics
-        .iter()
-        .filter(|m| !matches!(m.status, MetricStatus::Pass | MetricStatus::NotMeasured))
-        .flat_map(|m| m.reasons.iter().cloned())
-        .collect();
     let statuses = || metrics.iter().map(|m| m.status);
     let verdict = if statuses().any(|s| s == MetricStatus::Fail) {
         Verdict::Fail
@@ -177,7 +175,10 @@ pub fn evaluate(
         reasons.push("nothing was measured for this release".to_owned());
         Verdict::InsufficientData
     } else {
-        reasons.push("every measured metric is within the policy's limits".to_owned());
+        reasons.insert(
+            0,
+            "every measured metric is within the policy's limits".to_owned(),
+        );
         Verdict::Pass
     };
     let regressions_gated = Metric::ALL
@@ -200,6 +201,39 @@ pub fn evaluate(
     }
 }
 
+/// A metric's reasons: all are shown with the metric; the notable ones — anything but a limit
+/// that was met — also explain the release's verdict.
+#[derive(Default)]
+struct Reasons {
+    all: Vec<String>,
+    notable: Vec<String>,
+}
+
+impl Reasons {
+    fn notable(&mut self, reason: String) {
+        self.notable.push(reason.clone());
+        self.all.push(reason);
+    }
+
+    fn met(&mut self, reason: String) {
+        self.all.push(reason);
+    }
+
+    fn add(&mut self, check: &Check, reason: String) {
+        match check {
+            Check::Within => self.met(reason),
+            Check::Unsure | Check::Exceeded => self.notable(reason),
+        }
+    }
+}
+
+impl MetricResult {
+    fn with(mut self, reasons: Reasons) -> (MetricResult, Vec<String>) {
+        self.reasons = reasons.all;
+        (self, reasons.notable)
+    }
+}
+
 /// How one check of a limit came out.
 enum Check {
     Within,
@@ -216,9 +250,14 @@ struct MetricJudge<'a> {
 }
 
 impl MetricJudge<'_> {
-    fn judge(&self, release: &ReleaseCounts, baseline: Option<&Baseline>) -> MetricResult {
+    /// The metric's result, and its notable reasons.
+    fn judge(
+        &self,
+        release: &ReleaseCounts,
+        baseline: Option<&Baseline>,
+    ) -> (MetricResult, Vec<String>) {
         let (metric, limits) = (self.metric, self.limits);
-        let mut reasons = Vec::new();
+        let mut reasons = Reasons::default();
         let current = self.consistent(release.sample(metric), "", &mut reasons);
         let baseline_sample = baseline.map(|b| {
             let sample = b.measured.counts.sample(metric);
@@ -236,7 +275,7 @@ impl MetricJudge<'_> {
             min_sample: limits.min_sample,
             test: "none".to_owned(),
             p_value: None,
-            reasons,
+            reasons: Vec::new(),
         };
         let name = metric.label();
         let trials = metric.trials();
@@ -247,18 +286,16 @@ impl MetricJudge<'_> {
             } else {
                 MetricStatus::NotMeasured
             };
-            result
-                .reasons
-                .push(format!("{name}: no {trials} were reported in the window"));
-            return result;
+            reasons.notable(format!("{name}: no {trials} were reported in the window"));
+            return result.with(reasons);
         }
         if current.trials < limits.min_sample {
             result.status = MetricStatus::InsufficientData;
-            result.reasons.push(format!(
+            reasons.notable(format!(
                 "{name}: only {} {trials} in the window; the policy needs {}",
                 current.trials, limits.min_sample
             ));
-            return result;
+            return result.with(reasons);
         }
 
         let mut checks = Vec::new();
@@ -269,7 +306,9 @@ impl MetricJudge<'_> {
                 percent(self.confidence),
                 percent(max_rate)
             ));
-            checks.push(self.check_rate(current, max_rate, &mut result.reasons));
+            let (check, reason) = self.check_rate(current, max_rate);
+            reasons.add(&check, reason);
+            checks.push(check);
         }
         if let (Some(max_regression), Some(baseline), Some(baseline_sample)) =
             (limits.max_regression, baseline, baseline_sample)
@@ -280,7 +319,7 @@ impl MetricJudge<'_> {
                     "{name}: the baseline {version} has only {} {trials}; the policy needs {} to compare",
                     baseline_sample.trials, limits.min_sample
                 );
-                result.reasons.push(note);
+                reasons.notable(note);
                 if baseline.requested {
                     checks.push(Check::Unsure);
                 }
@@ -290,13 +329,9 @@ impl MetricJudge<'_> {
                     percent(self.confidence),
                     1.0 + max_regression
                 ));
-                let (check, p_value, change) = self.check_regression(
-                    current,
-                    baseline_sample,
-                    version,
-                    max_regression,
-                    &mut result.reasons,
-                );
+                let (check, reason, p_value, change) =
+                    self.check_regression(current, baseline_sample, version, max_regression);
+                reasons.add(&check, reason);
                 checks.push(check);
                 result.p_value = p_value;
                 result.relative_change = change;
@@ -312,16 +347,16 @@ impl MetricJudge<'_> {
         } else {
             MetricStatus::Pass
         };
-        result
+        result.with(reasons)
     }
 
     /// The sample with crashes capped at sessions: more crashes than sessions means session
     /// counts went missing, and the rate can then be no better than every session crashing.
-    fn consistent(&self, sample: Sample, whose: &str, reasons: &mut Vec<String>) -> Sample {
+    fn consistent(&self, sample: Sample, whose: &str, reasons: &mut Reasons) -> Sample {
         if sample.events <= sample.trials || sample.trials == 0 {
             return sample;
         }
-        reasons.push(format!(
+        reasons.notable(format!(
             "{}: {} events but only {} {}{whose}; counted as every one failing",
             self.metric.label(),
             sample.events,
@@ -331,29 +366,35 @@ impl MetricJudge<'_> {
         Sample::new(sample.trials, sample.trials)
     }
 
-    fn check_rate(&self, current: Sample, max_rate: f64, reasons: &mut Vec<String>) -> Check {
+    fn check_rate(&self, current: Sample, max_rate: f64) -> (Check, String) {
         let name = self.metric.label();
         let (rate, (lower, _)) = match (current.rate(), wilson_bounds(current, self.z)) {
             (Some(rate), Some(bounds)) => (rate, bounds),
-            _ => return Check::Unsure,
+            _ => return (Check::Unsure, format!("{name}: no rate to check")),
         };
         let (confidence, rate_text, limit) =
             (percent(self.confidence), percent(rate), percent(max_rate));
         if lower > max_rate {
-            reasons.push(format!(
-                "{name} {rate_text} is above the {limit} limit: with {confidence} confidence it is at least {}",
-                percent(lower)
-            ));
-            Check::Exceeded
+            (
+                Check::Exceeded,
+                format!(
+                    "{name} {rate_text} is above the {limit} limit: with {confidence} confidence it is at least {}",
+                    percent(lower)
+                ),
+            )
         } else if rate > max_rate {
-            reasons.push(format!(
-                "{name} {rate_text} is above the {limit} limit, but not credibly at {confidence} confidence (it may be as low as {}); more data is needed",
-                percent(lower)
-            ));
-            Check::Unsure
+            (
+                Check::Unsure,
+                format!(
+                    "{name} {rate_text} is above the {limit} limit, but not credibly at {confidence} confidence (it may be as low as {}); more data is needed",
+                    percent(lower)
+                ),
+            )
         } else {
-            reasons.push(format!("{name} {rate_text} is within the {limit} limit"));
-            Check::Within
+            (
+                Check::Within,
+                format!("{name} {rate_text} is within the {limit} limit"),
+            )
         }
     }
 
@@ -363,13 +404,17 @@ impl MetricJudge<'_> {
         baseline: Sample,
         version: &str,
         max_regression: f64,
-        reasons: &mut Vec<String>,
-    ) -> (Check, Option<f64>, Option<f64>) {
+    ) -> (Check, String, Option<f64>, Option<f64>) {
         let name = self.metric.label();
         let allowed = format!("+{:.0}%", max_regression * 100.0);
         let confidence = percent(self.confidence);
         let (Some(rate), Some(baseline_rate)) = (current.rate(), baseline.rate()) else {
-            return (Check::Unsure, None, None);
+            return (
+                Check::Unsure,
+                format!("{name}: no rate to compare"),
+                None,
+                None,
+            );
         };
         let change = (baseline_rate > 0.0).then(|| rate / baseline_rate - 1.0);
         let comparison = match change {
@@ -384,27 +429,29 @@ impl MetricJudge<'_> {
         let beyond = change.is_none_or(|change| change > max_regression) && rate > 0.0;
         let outcome = rate_ratio_test(current, baseline, 1.0 + max_regression);
         let p_value = outcome.map(|o| o.p_value);
-        let check = match outcome {
-            Some(outcome) if outcome.z > self.z => {
-                reasons.push(format!(
+        let (check, reason) = match outcome {
+            Some(outcome) if outcome.z > self.z => (
+                Check::Exceeded,
+                format!(
                     "{comparison}: a rise beyond the {allowed} allowed is credible at {confidence} confidence (p = {:.2e})",
                     outcome.p_value
-                ));
-                Check::Exceeded
-            }
+                ),
+            ),
             _ if beyond => {
                 let p = p_value.map_or(String::new(), |p| format!(" (p = {p:.2})"));
-                reasons.push(format!(
-                    "{comparison}, beyond the {allowed} allowed, but not credibly at {confidence} confidence{p}; more data is needed"
-                ));
-                Check::Unsure
+                (
+                    Check::Unsure,
+                    format!(
+                        "{comparison}, beyond the {allowed} allowed, but not credibly at {confidence} confidence{p}; more data is needed"
+                    ),
+                )
             }
-            _ => {
-                reasons.push(format!("{comparison}, within the {allowed} allowed"));
-                Check::Within
-            }
+            _ => (
+                Check::Within,
+                format!("{comparison}, within the {allowed} allowed"),
+            ),
         };
-        (check, p_value, change)
+        (check, reason, p_value, change)
     }
 }
 

@@ -4,6 +4,7 @@
 //! `evaluate` decides. docs/gating.md describes the policy and the statistics for users.
 
 pub mod baseline;
+pub mod client;
 pub mod data;
 pub mod evaluate;
 pub mod policy;
