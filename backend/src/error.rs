@@ -32,6 +32,8 @@ pub enum ApiError {
     StoreUnavailable,
     #[error("not found")]
     NotFound,
+    #[error("this download link is invalid or has expired")]
+    LinkRefused,
 }
 
 impl ApiError {
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::LinkRefused => StatusCode::FORBIDDEN,
         }
     }
 
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::StoreUnavailable => "store_unavailable",
             ApiError::NotFound => "not_found",
+            ApiError::LinkRefused => "forbidden",
         }
     }
 
@@ -111,6 +115,10 @@ pub enum ServiceError {
     Random(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    #[error("session signing failed: {0}")]
+    Signing(String),
+    #[error("server secret: {0}")]
+    Secret(String),
 }
 
 impl From<sea_orm::DbErr> for ApiError {

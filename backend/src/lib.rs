@@ -2,11 +2,15 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod audit;
+pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod db;
+pub mod downloads;
 pub mod error;
 pub mod gate;
+pub mod graphql;
 pub mod ingest;
 pub mod keys;
 pub mod ratelimit;

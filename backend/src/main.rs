@@ -3,10 +3,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rollwatch::auth::AppScope;
+use rollwatch::auth::tokens::{self, TokenSpec};
 use rollwatch::config::Config;
 use rollwatch::gate::client::{self as gate_client, GateArgs};
 use rollwatch::server::Server;
-use rollwatch::{accounts, apps, db, keys};
+use rollwatch::{accounts, apps, audit, db, graphql, keys};
 
 #[derive(Parser)]
 #[command(name = "rollwatch", version, about = "Self-hosted rollout health")]
@@ -36,6 +38,30 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage read-only CI tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Create a CI token; prints it alone on stdout, once.
+    Create {
+        /// What the token is for, e.g. "release pipeline".
+        name: String,
+        #[arg(long)]
+        account: Option<String>,
+        /// An app the token may read; repeat for several. Without any: every app.
+        #[arg(long = "app")]
+        apps: Vec<String>,
+        /// The token stops working after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
 }
 
@@ -155,6 +181,64 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
                 app.name, app.id
             );
             println!("{}", key.key);
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Tokens {
+            command:
+                TokensCommand::Create {
+                    name,
+                    account,
+                    apps: app_names,
+                    expires_in_days,
+                },
+        } => {
+            let db = operator_db(&config).await?;
+            let account = accounts::find_account(&db, account.as_deref()).await?;
+            let scope = if app_names.is_empty() {
+                AppScope::All
+            } else {
+                let mut ids = std::collections::HashSet::new();
+                for name in &app_names {
+                    ids.insert(apps::find_by_name(&db, account.id, name).await?.id);
+                }
+                AppScope::Only(ids)
+            };
+            let expires_at = expires_in_days
+                .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
+            let txn = sea_orm::TransactionTrait::begin(&db).await?;
+            let created = tokens::create(
+                &txn,
+                TokenSpec {
+                    account_id: account.id,
+                    name: &name,
+                    scope,
+                    expires_at,
+                    created_by: None,
+                },
+            )
+            .await?;
+            audit::record(
+                &txn,
+                audit::Entry {
+                    account_id: account.id,
+                    actor: audit::CLI_ACTOR.to_owned(),
+                    action: "create_api_token",
+                    target_type: "api_token",
+                    target_id: Some(created.model.id),
+                    detail: Some(created.model.name.clone()),
+                },
+            )
+            .await?;
+            sea_orm::TransactionSession::commit(txn).await?;
+            eprintln!(
+                "CI token {:?} created (id {}); it is shown once:",
+                created.model.name, created.model.id
+            );
+            println!("{}", created.token);
             Ok(())
         }
         Command::Keys { command } => {

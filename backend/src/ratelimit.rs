@@ -9,6 +9,14 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
 
+pub type NotUntil = governor::NotUntil<<DefaultClock as Clock>::Instant>;
+
+/// Whole seconds until a refused caller may try again, rounded up (`Retry-After`).
+pub fn retry_after_secs(clock: &DefaultClock, not_until: &NotUntil) -> u64 {
+    let wait = not_until.wait_time_from(clock.now());
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 pub struct RateLimits {
     per_key: DefaultKeyedRateLimiter<i64>,
     per_device: DefaultKeyedRateLimiter<u64>,
@@ -17,7 +25,7 @@ pub struct RateLimits {
     clock: DefaultClock,
 }
 
-fn per_minute(n: u32) -> Quota {
+pub fn per_minute(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
 }
 
@@ -44,10 +52,9 @@ impl RateLimits {
             .map_err(|not_until| self.limited(not_until))
     }
 
-    fn limited(&self, not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
-        let wait = not_until.wait_time_from(self.clock.now());
+    fn limited(&self, not_until: NotUntil) -> ApiError {
         ApiError::RateLimited {
-            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            retry_after_secs: retry_after_secs(&self.clock, &not_until),
         }
     }
 

@@ -17,13 +17,16 @@ use tokio::task::JoinHandle;
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::{self, FirstAdmin};
-use crate::blobs::{BlobError, BlobStore};
+use crate::auth::jwt::{self, SessionKeys};
+use crate::auth::login::Logins;
+use crate::blobs::{BlobError, BlobStore, LinkSigner};
 use crate::config::Config;
 use crate::error::{ApiError, ServiceError};
+use crate::graphql::{self, ApiSchema};
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
-use crate::{db, ingest, retention};
+use crate::{db, downloads, ingest, retention};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -37,6 +40,11 @@ pub struct Shared {
     pub limits: RateLimits,
     pub writer: Writer,
     pub blobs: BlobStore,
+    pub schema: ApiSchema,
+    pub sessions: SessionKeys,
+    pub logins: Logins,
+    /// Signs and checks the Local store's download links.
+    pub blob_links: LinkSigner,
 }
 
 #[derive(Clone)]
@@ -55,8 +63,8 @@ pub enum StartError {
     Database(#[from] sea_orm::DbErr),
     #[error("blob storage: {0}")]
     Blobs(#[from] BlobError),
-    #[error("first admin: {0}")]
-    FirstAdmin(#[from] ServiceError),
+    #[error("start-up: {0}")]
+    Service(#[from] ServiceError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -87,6 +95,7 @@ impl Server {
         let db = db::connect(&config.database_url).await?;
         let first_admin = accounts::ensure_first_admin(&db, &config).await?;
         let blobs = BlobStore::from_config(&config.storage)?;
+        let secret = jwt::load_or_create_secret(&config)?;
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .map_err(|source| StartError::Listen {
@@ -104,6 +113,10 @@ impl Server {
             db,
             writer,
             blobs,
+            schema: graphql::build_schema(),
+            sessions: SessionKeys::new(&secret),
+            logins: Logins::new()?,
+            blob_links: LinkSigner::new(&secret),
         }));
         Ok(Server {
             listener,
@@ -133,7 +146,9 @@ impl Server {
             tokio::spawn(sweep_blobs(state.clone())),
             tokio::spawn(forget_idle_limits(state.clone())),
         ];
-        let served = axum::serve(listener, router(state.clone()))
+        // The client address keys the sign-in rate limit.
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         for task in background {
@@ -156,9 +171,10 @@ impl Server {
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .merge(graphql::routes());
     if state.config.reports.enabled {
-        app = app.merge(ingest::routes());
+        app = app.merge(ingest::routes()).merge(downloads::routes());
     }
     app.fallback(not_found)
         .layer(TraceLayer::new_for_http())
@@ -196,5 +212,6 @@ async fn forget_idle_limits(state: AppState) {
     loop {
         every.tick().await;
         state.limits.forget_idle();
+        state.logins.forget_idle();
     }
 }

@@ -33,6 +33,15 @@ impl LocalBlobs {
         Ok(())
     }
 
+    /// The object's bytes; `None` when it is gone (deleted by retention).
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        match tokio::fs::read(self.path(key)).await {
+            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         match tokio::fs::remove_file(self.path(key)).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),

@@ -1,7 +1,10 @@
 //! Blobs in a private S3 bucket, through aws-sdk-s3 over rustls (ring).
 
 use aws_sdk_s3::Client;
+use std::time::Duration;
+
 use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
@@ -63,5 +66,20 @@ impl S3Blobs {
             .await
             .map_err(|e| BlobError::S3(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
         Ok(())
+    }
+
+    /// A GET URL for the object, signed with the bucket's credentials, valid for `ttl`.
+    pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
+        let presigning =
+            PresigningConfig::expires_in(ttl).map_err(|e| BlobError::S3(e.to_string()))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presigning)
+            .await
+            .map_err(|e| BlobError::S3(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(request.uri().to_owned())
     }
 }

@@ -269,3 +269,50 @@ pub async fn json(response: reqwest::Response) -> (u16, Value) {
     let body = response.json::<Value>().await.unwrap_or(Value::Null);
     (status, body)
 }
+
+/// Posts a GraphQL request with an optional bearer (session JWT or `rwt_` token); the whole
+/// answer, `data` and `errors`.
+pub async fn graphql(app: &TestApp, bearer: Option<&str>, query: &str, variables: Value) -> Value {
+    let (status, body) = json(
+        app.post(
+            "/graphql",
+            bearer,
+            &json!({ "query": query, "variables": variables }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The `extensions.code` of the first error, if any.
+pub fn error_code(answer: &Value) -> Option<&str> {
+    answer["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// `data`, once sure there is no error.
+pub fn data(answer: &Value) -> &Value {
+    assert!(
+        answer.get("errors").is_none(),
+        "unexpected errors: {answer}"
+    );
+    &answer["data"]
+}
+
+/// One `login` mutation; the whole answer.
+pub async fn login_attempt(app: &TestApp, email: &str, password: &str) -> Value {
+    graphql(
+        app,
+        None,
+        "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+        json!({ "e": email, "p": password }),
+    )
+    .await
+}
+
+/// Signs in and returns the session token.
+pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
+    let answer = login_attempt(app, email, password).await;
+    data(&answer)["login"]["token"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,200 @@
+//! Who is calling and what they may do (DESIGN §6): user sessions (JWT), CI tokens (`rwt_…`),
+//! rate-limited sign-in, and the one permission check every resolver goes through.
+
+pub mod jwt;
+pub mod login;
+pub mod tokens;
+
+use std::collections::HashSet;
+
+use entity::{api_tokens, app_access, apps, users};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::accounts::ROLE_ADMIN;
+use crate::error::ServiceError;
+use jwt::SessionKeys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign in first: send Authorization: Bearer <session token or rwt_ token>")]
+    Missing,
+    #[error("the session or token is invalid, revoked or expired; sign in again")]
+    Invalid,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("invalid email or password")]
+    BadCredentials,
+    #[error("too many sign-in attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<DbErr> for AuthError {
+    fn from(err: DbErr) -> Self {
+        AuthError::Service(ServiceError::Database(err))
+    }
+}
+
+/// The apps a CI token may read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppScope {
+    All,
+    Only(HashSet<i64>),
+}
+
+impl AppScope {
+    pub fn contains(&self, app_id: i64) -> bool {
+        match self {
+            AppScope::All => true,
+            AppScope::Only(ids) => ids.contains(&app_id),
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub enum Actor {
+    User(users::Model),
+    Token {
+        token: api_tokens::Model,
+        scope: AppScope,
+    },
+}
+
+/// What a caller wants to do with an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Read its reports, groups, health and blobs.
+    Download,
+    /// Change it, its key or who may see it: admins of its account only.
+    Manage,
+}
+
+impl Actor {
+    pub fn account_id(&self) -> i64 {
+        match self {
+            Actor::User(user) => user.account_id,
+            Actor::Token { token, .. } => token.account_id,
+        }
+    }
+
+    /// Who did it, as the audit log names it.
+    pub fn label(&self) -> String {
+        match self {
+            Actor::User(user) => format!("user:{}", user.id),
+            Actor::Token { token, .. } => format!("token:{}", token.id),
+        }
+    }
+
+    /// The signed-in user; a CI token is not one.
+    pub fn user(&self) -> Result<&users::Model, AuthError> {
+        match self {
+            Actor::User(user) => Ok(user),
+            Actor::Token { .. } => Err(AuthError::Forbidden),
+        }
+    }
+
+    /// The signed-in user when an admin: changes to an account need one.
+    pub fn admin(&self) -> Result<&users::Model, AuthError> {
+        self.user()
+            .ok()
+            .filter(|user| user.role == ROLE_ADMIN)
+            .ok_or(AuthError::Forbidden)
+    }
+}
+
+/// Resolves `Authorization: Bearer …` (a session JWT or an `rwt_` token) to its caller.
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    sessions: &SessionKeys,
+    authorization: Option<&str>,
+) -> Result<Actor, AuthError> {
+    let credential = authorization
+        .ok_or(AuthError::Missing)?
+        .strip_prefix("Bearer ")
+        .ok_or(AuthError::Invalid)?
+        .trim();
+    if credential.starts_with(tokens::TOKEN_PREFIX) {
+        let (token, scope) = tokens::resolve(db, credential)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        return Ok(Actor::Token { token, scope });
+    }
+    let claims = sessions.verify(credential).ok_or(AuthError::Invalid)?;
+    let user = users::Entity::find_by_id(claims.user_id().ok_or(AuthError::Invalid)?)
+        .one(db)
+        .await?
+        .filter(|user| {
+            // A bumped token_version (disabled user, changed password) ends older sessions.
+            !user.disabled && user.token_version == claims.ver && user.account_id == claims.acc
+        })
+        .ok_or(AuthError::Invalid)?;
+    Ok(Actor::User(user))
+}
+
+/// The one permission check: the app when `actor` may do `permission` on it — admin of the
+/// app's account, a member with the app in `app_access`, or a token scoped to it (to read
+/// only). An app of another account and an app that does not exist are both `Forbidden`,
+/// so ids cannot be probed.
+pub async fn authorize_app(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    permission: Permission,
+    app_id: i64,
+) -> Result<apps::Model, AuthError> {
+    let app = apps::Entity::find_by_id(app_id)
+        .one(db)
+        .await?
+        .filter(|app| app.account_id == actor.account_id())
+        .ok_or(AuthError::Forbidden)?;
+    let allowed = match (actor, permission) {
+        (Actor::User(user), _) if user.role == ROLE_ADMIN => true,
+        (Actor::User(user), Permission::Download) => {
+            app_access::Entity::find()
+                .filter(app_access::Column::UserId.eq(user.id))
+                .filter(app_access::Column::AppId.eq(app.id))
+                .count(db)
+                .await?
+                > 0
+        }
+        (Actor::Token { scope, .. }, Permission::Download) => scope.contains(app.id),
+        (_, Permission::Manage) => false,
+    };
+    if allowed {
+        Ok(app)
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}
+
+/// The apps `actor` may read, in name order.
+pub async fn readable_apps(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+) -> Result<Vec<apps::Model>, AuthError> {
+    use sea_orm::QueryOrder;
+    let mut query = apps::Entity::find()
+        .filter(apps::Column::AccountId.eq(actor.account_id()))
+        .order_by_asc(apps::Column::Name);
+    match actor {
+        Actor::User(user) if user.role == ROLE_ADMIN => {}
+        Actor::User(user) => {
+            let allowed = sea_orm::sea_query::Query::select()
+                .column(app_access::Column::AppId)
+                .from(app_access::Entity)
+                .and_where(app_access::Column::UserId.eq(user.id))
+                .to_owned();
+            query = query.filter(apps::Column::Id.in_subquery(allowed));
+        }
+        Actor::Token {
+            scope: AppScope::All,
+            ..
+        } => {}
+        Actor::Token {
+            scope: AppScope::Only(ids),
+            ..
+        } => query = query.filter(apps::Column::Id.is_in(ids.iter().copied())),
+    }
+    Ok(query.all(db).await?)
+}
