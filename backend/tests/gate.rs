@@ -4,15 +4,27 @@
 
 mod common;
 
-use common::{Backend, TestApp, json};
+use std::collections::HashSet;
+
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, error_code, graphql, json, login,
+};
+use entity::app_access;
+use rollwatch::accounts::{self, ROLE_MEMBER};
+use rollwatch::apps;
+use rollwatch::auth::AppScope;
+use rollwatch::auth::tokens::{self, TokenSpec};
 use rollwatch::gate::evaluate::{MetricStatus, Verdict};
-use rollwatch::gate::policy::{self, Actor, GatePolicy, PolicySource};
+use rollwatch::gate::policy::{self, GatePolicy};
 use rollwatch::gate::{self, GateQuery};
-use serde_json::json;
+use sea_orm::{ActiveModelTrait, Set};
+use serde_json::{Value, json};
 
 on_both_databases!(
     the_gate_measures_releases_from_ingested_reports_and_usage,
     policies_apply_per_channel_over_the_app_default,
+    the_gate_command_exits_with_each_verdict,
+    only_readers_of_the_app_get_a_gate_and_only_admins_set_policies,
 );
 
 /// The test server with a rate limit that lets a test send a few hundred reports at once.
@@ -172,29 +184,17 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
         }
     };
 
-    let (default, source) = policy::effective(&app.db, app.app_id, Some("beta"))
-        .await
-        .unwrap();
-    assert_eq!(
-        (default, source),
-        (GatePolicy::default(), PolicySource::Default)
-    );
+    let effective = |channel: Option<&'static str>| {
+        let (db, app_id) = (app.db.clone(), app.app_id);
+        async move { policy::effective(&db, app_id, channel).await.unwrap() }
+    };
+    assert_eq!(effective(Some("beta")).await, GatePolicy::default());
     // 500 sessions are under the default's minimum of 1000.
     assert_eq!(verdict(&app).await, Verdict::InsufficientData);
 
-    let account_id = app
-        .scalar(&format!(
-            "SELECT account_id FROM apps WHERE id = {}",
-            app.app_id
-        ))
-        .await;
-    let actor = Actor {
-        account_id,
-        name: "cli",
-    };
     let mut app_wide = GatePolicy::default();
     app_wide.crash_rate.min_sample = 400;
-    policy::save(&app.db, app.app_id, None, &app_wide, &actor)
+    policy::save(&app.db, app.app_id, None, &app_wide, "cli")
         .await
         .unwrap();
     assert_eq!(verdict(&app).await, Verdict::Pass);
@@ -202,42 +202,343 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
     let mut beta_only = app_wide;
     beta_only.crash_rate.max_rate = Some(0.001);
     beta_only.confidence = 0.9;
-    policy::save(&app.db, app.app_id, Some("beta"), &beta_only, &actor)
+    policy::save(&app.db, app.app_id, Some("beta"), &beta_only, "cli")
         .await
         .unwrap();
     // 2 crashes in 500 sessions: 0.4 %, credibly above 0.1 % at 90 %.
     assert_eq!(verdict(&app).await, Verdict::Fail);
-    assert_eq!(
-        policy::effective(&app.db, app.app_id, Some("beta"))
-            .await
-            .unwrap(),
-        (beta_only, PolicySource::Channel)
-    );
-    assert_eq!(
-        policy::effective(&app.db, app.app_id, Some("stable"))
-            .await
-            .unwrap(),
-        (app_wide, PolicySource::App)
-    );
+    assert_eq!(effective(Some("beta")).await, beta_only);
+    assert_eq!(effective(Some("stable")).await, app_wide);
+    assert_eq!(effective(None).await, app_wide);
 
     // Saving again replaces the channel's policy rather than adding a second one.
-    policy::save(&app.db, app.app_id, Some("beta"), &app_wide, &actor)
+    policy::save(&app.db, app.app_id, Some("beta"), &app_wide, "cli")
         .await
         .unwrap();
     assert_eq!(verdict(&app).await, Verdict::Pass);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM gate_policies").await, 2);
-    assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'set_gate_policy'")
-            .await,
-        3
-    );
 
     let mut invalid = app_wide;
     invalid.confidence = 1.5;
     assert!(
-        policy::save(&app.db, app.app_id, None, &invalid, &actor)
+        policy::save(&app.db, app.app_id, None, &invalid, "cli")
             .await
             .is_err()
+    );
+    app.stop().await;
+}
+
+/// A read-only CI token of the test app's account, for `app_id` only.
+async fn ci_token(app: &TestApp, app_id: i64) -> String {
+    let account = accounts::find_account(&app.db, None).await.unwrap();
+    let spec = TokenSpec {
+        account_id: account.id,
+        name: "release pipeline",
+        scope: AppScope::Only(HashSet::from([app_id])),
+        expires_at: None,
+        created_by: None,
+    };
+    tokens::create(&app.db, spec).await.unwrap().token
+}
+
+/// A second app in the test app's account.
+async fn other_app(app: &TestApp) -> i64 {
+    let account = accounts::find_account(&app.db, None).await.unwrap();
+    apps::create(&app.db, account.id, "other")
+        .await
+        .unwrap()
+        .0
+        .id
+}
+
+/// A signed-in member of the test app's account, with access to `app_id` when given.
+async fn member(app: &TestApp, email: &str, app_id: Option<i64>) -> String {
+    const PASSWORD: &str = "member-password-123";
+    let account = accounts::find_account(&app.db, None).await.unwrap();
+    let created = accounts::create_user(&app.db, account.id, email, Some(PASSWORD), ROLE_MEMBER)
+        .await
+        .unwrap();
+    if let Some(app_id) = app_id {
+        app_access::ActiveModel {
+            user_id: Set(created.user.id),
+            app_id: Set(app_id),
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+    login(app, email, PASSWORD).await
+}
+
+/// What a run of the `rollwatch` binary left.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// `rollwatch gate` run as a process against the test server, the token in ROLLWATCH_TOKEN.
+async fn rollwatch_gate(app: &TestApp, token: &str, args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollwatch"))
+        .arg("gate")
+        .args(["--url", &app.url("")])
+        .args(args)
+        .env("ROLLWATCH_TOKEN", token)
+        .env_remove("ROLLWATCH_URL")
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+const SET_POLICY: &str = "mutation($app: ID!, $channel: String, $policy: GatePolicyInput!) {
+  setGatePolicy(appId: $app, channel: $channel, policy: $policy) {
+    confidence windowHours crashRate { maxRate maxRegression minSample required }
+  }
+}";
+
+async fn the_gate_command_exits_with_each_verdict(backend: Backend) {
+    let app = spawn(backend).await;
+    let token = ci_token(&app, app.app_id).await;
+    // 1.5.0 crashes less than 1.4.0; 1.6.0 four times as often as 1.5.0; 1.7.0 is new.
+    for (version, crashes) in [("1.4.0", 40), ("1.5.0", 30), ("1.6.0", 120)] {
+        let release = (version, "stable", "linux");
+        send_usage(&app, release, "session", 20_000).await;
+        send_reports(&app, release, "crash", crashes).await;
+    }
+    send_usage(&app, ("1.7.0", "stable", "linux"), "session", 300).await;
+    let release = |version: &'static str| {
+        [
+            "--app",
+            "editor",
+            "--version",
+            version,
+            "--channel",
+            "stable",
+        ]
+    };
+
+    let pass = rollwatch_gate(&app, &token, &release("1.5.0")).await;
+    assert_eq!(pass.code, Some(0), "{pass:?}");
+    assert!(pass.stdout.contains("baseline 1.4.0"), "{}", pass.stdout);
+    assert!(pass.stdout.contains("\nVerdict: PASS\n"), "{}", pass.stdout);
+
+    let fail = rollwatch_gate(&app, &token, &release("1.6.0")).await;
+    assert_eq!(fail.code, Some(1), "{fail:?}");
+    let crash_row = fail
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("crash rate"))
+        .unwrap();
+    assert!(
+        crash_row.contains("120/20000") && crash_row.contains("+300%"),
+        "{}",
+        fail.stdout
+    );
+    assert!(fail.stdout.contains("\nVerdict: FAIL\n"), "{}", fail.stdout);
+
+    let thin = rollwatch_gate(&app, &token, &release("1.7.0")).await;
+    assert_eq!(thin.code, Some(2), "{thin:?}");
+    assert!(thin.stdout.contains("only 300 sessions"), "{}", thin.stdout);
+
+    // The app by id, and the answer as JSON.
+    let id = app.app_id.to_string();
+    let json_run = rollwatch_gate(
+        &app,
+        &token,
+        &[
+            "--app",
+            &id,
+            "--version",
+            "1.6.0",
+            "--channel",
+            "stable",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(json_run.code, Some(1), "{json_run:?}");
+    let answer: Value = serde_json::from_str(&json_run.stdout).unwrap();
+    assert_eq!(answer["verdict"], "FAIL");
+    assert_eq!(answer["baselineVersion"], "1.5.0");
+    assert_eq!(answer["metrics"][0]["current"]["events"], 120);
+
+    // Whatever goes wrong is 3, never a verdict.
+    let other_token = ci_token(&app, other_app(&app).await).await;
+    let missing_channel = ["--app", "editor", "--version", "1.5.0"];
+    for (what, token, args) in [
+        (
+            "a token of another app",
+            other_token.as_str(),
+            &release("1.5.0")[..],
+        ),
+        (
+            "a revoked or made-up token",
+            "rwt_0000",
+            &release("1.5.0")[..],
+        ),
+        (
+            "an unknown app",
+            token.as_str(),
+            &["--app", "nope", "--version", "1", "--channel", "stable"][..],
+        ),
+        ("a missing option", token.as_str(), &missing_channel[..]),
+    ] {
+        let run = rollwatch_gate(&app, token, args).await;
+        assert_eq!(run.code, Some(3), "{what}: {run:?}");
+        assert!(!run.stderr.is_empty(), "{what}: says why");
+    }
+
+    // An admin lowers the channel's minimum through GraphQL: the next run passes 1.7.0.
+    let admin = login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let answer = graphql(
+        &app,
+        Some(&admin),
+        SET_POLICY,
+        json!({ "app": id, "channel": "stable", "policy": { "crashRate": { "minSample": 200 } } }),
+    )
+    .await;
+    assert_eq!(
+        data(&answer)["setGatePolicy"]["crashRate"]["minSample"],
+        200
+    );
+    let now_enough = rollwatch_gate(&app, &token, &release("1.7.0")).await;
+    assert_eq!(now_enough.code, Some(0), "{now_enough:?}");
+    app.stop().await;
+}
+
+async fn only_readers_of_the_app_get_a_gate_and_only_admins_set_policies(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.app_id.to_string();
+    let other = other_app(&app).await;
+    let admin = login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let reader = member(&app, "reader@example.com", Some(app.app_id)).await;
+    let outsider = member(&app, "outsider@example.com", Some(other)).await;
+    let in_scope = ci_token(&app, app.app_id).await;
+    let out_of_scope = ci_token(&app, other).await;
+
+    let read = |bearer: Option<String>, app_id: String| {
+        let app = &app;
+        async move {
+            graphql(
+                app,
+                bearer.as_deref(),
+                "query($app: ID!) {
+                   releaseGate(appId: $app, version: \"1.0.0\", channel: \"stable\") { verdict }
+                   gatePolicy(appId: $app) { confidence }
+                 }",
+                json!({ "app": app_id }),
+            )
+            .await
+        }
+    };
+    for (who, bearer, allowed) in [
+        ("the admin", &admin, true),
+        ("a member with access", &reader, true),
+        ("a token scoped to the app", &in_scope, true),
+        ("a member without access", &outsider, false),
+        ("a token scoped to another app", &out_of_scope, false),
+    ] {
+        let answer = read(Some(bearer.clone()), id.clone()).await;
+        if allowed {
+            assert_eq!(
+                data(&answer)["releaseGate"]["verdict"],
+                "INSUFFICIENT_DATA",
+                "{who}"
+            );
+            assert_eq!(data(&answer)["gatePolicy"]["confidence"], 0.95, "{who}");
+        } else {
+            assert_eq!(error_code(&answer), Some("FORBIDDEN"), "{who}: {answer}");
+            assert_eq!(answer["data"], Value::Null, "{who} learns nothing");
+        }
+    }
+    // An app that does not exist is as forbidden as one the caller may not read.
+    let unknown = read(Some(admin.clone()), "999999".to_owned()).await;
+    assert_eq!(error_code(&unknown), Some("FORBIDDEN"));
+    assert_eq!(
+        error_code(&read(None, id.clone()).await),
+        Some("UNAUTHENTICATED")
+    );
+
+    let set = |bearer: &str, channel: Value, policy: Value| {
+        let (app, bearer, id) = (&app, bearer.to_owned(), id.clone());
+        async move {
+            graphql(
+                app,
+                Some(&bearer),
+                SET_POLICY,
+                json!({ "app": id, "channel": channel, "policy": policy }),
+            )
+            .await
+        }
+    };
+    let change = json!({ "confidence": 0.99, "crashRate": { "maxRate": null, "minSample": 50 } });
+    for (who, bearer) in [("a member with access", &reader), ("a token", &in_scope)] {
+        let answer = set(bearer, json!("beta"), change.clone()).await;
+        assert_eq!(error_code(&answer), Some("FORBIDDEN"), "{who}: {answer}");
+    }
+    let answer = set(&admin, json!("beta"), change).await;
+    let beta = &data(&answer)["setGatePolicy"];
+    assert_eq!(beta["confidence"], 0.99);
+    assert_eq!(
+        beta["crashRate"],
+        json!({ "maxRate": null, "maxRegression": 0.2, "minSample": 50, "required": true })
+    );
+    // Left out means kept.
+    let answer = set(&admin, json!("beta"), json!({ "windowHours": 24 })).await;
+    let beta = &data(&answer)["setGatePolicy"];
+    assert_eq!(
+        (beta["confidence"].clone(), beta["windowHours"].clone()),
+        (json!(0.99), json!(24))
+    );
+    assert_eq!(beta["crashRate"]["minSample"], 50);
+
+    let invalid = set(&admin, Value::Null, json!({ "confidence": 2.0 })).await;
+    assert_eq!(error_code(&invalid), Some("BAD_USER_INPUT"), "{invalid}");
+    assert_eq!(invalid["errors"][0]["extensions"]["field"], "confidence");
+
+    let policy_of = |channel: Value| {
+        let (app, admin, id) = (&app, admin.clone(), id.clone());
+        async move {
+            let answer = graphql(
+                app,
+                Some(&admin),
+                "query($app: ID!, $channel: String) { gatePolicy(appId: $app, channel: $channel) { confidence windowHours } }",
+                json!({ "app": id, "channel": channel }),
+            )
+            .await;
+            data(&answer)["gatePolicy"].clone()
+        }
+    };
+    assert_eq!(
+        policy_of(json!("beta")).await,
+        json!({ "confidence": 0.99, "windowHours": 24 })
+    );
+    assert_eq!(
+        policy_of(json!("stable")).await,
+        json!({ "confidence": 0.95, "windowHours": 168 })
+    );
+    assert_eq!(
+        policy_of(Value::Null).await,
+        json!({ "confidence": 0.95, "windowHours": 168 })
+    );
+
+    let admin_id = app
+        .scalar(&format!(
+            "SELECT id FROM users WHERE email = '{ADMIN_EMAIL}'"
+        ))
+        .await;
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'set_gate_policy' AND actor = 'user:{admin_id}' AND target_id = '{id}'"
+        ))
+        .await,
+        2
     );
     app.stop().await;
 }

@@ -12,6 +12,7 @@
 //!   will tell, luck must not;
 //! - passes otherwise.
 
+use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -19,16 +20,18 @@ use super::percent;
 use super::policy::{GatePolicy, Metric, MetricPolicy};
 use super::stats::{Sample, one_sided_z, rate_ratio_test, wilson_bounds};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "GateVerdict")]
 pub enum Verdict {
     Pass,
     Fail,
     InsufficientData,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "GateMetricStatus")]
 pub enum MetricStatus {
     Pass,
     Fail,
@@ -66,7 +69,8 @@ impl ReleaseCounts {
 }
 
 /// The hours evaluated: `from` inclusive, `to` exclusive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, SimpleObject)]
+#[graphql(name = "GateWindow")]
 pub struct Window {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -89,8 +93,9 @@ pub struct Baseline {
 }
 
 /// A rate with its one-sided Wilson bounds at the policy's confidence.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
+#[graphql(name = "GateRate")]
 pub struct RateEstimate {
     pub events: u64,
     pub trials: u64,
@@ -112,14 +117,15 @@ impl RateEstimate {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
+#[graphql(name = "GateMetricResult")]
 pub struct MetricResult {
     pub metric: Metric,
     pub status: MetricStatus,
     pub current: RateEstimate,
     pub baseline: Option<RateEstimate>,
-    /// current / baseline − 1 (0.35 = +35 %); `None` without a baseline rate above zero.
+    /// current / baseline − 1 (0.35 = +35 %); null without a baseline rate above zero.
     pub relative_change: Option<f64>,
     pub max_rate: Option<f64>,
     pub max_regression: Option<f64>,
@@ -131,7 +137,7 @@ pub struct MetricResult {
     pub reasons: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 pub struct GateResult {
     pub verdict: Verdict,

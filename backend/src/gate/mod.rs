@@ -45,7 +45,7 @@ impl GateQuery {
         };
         Ok(GateQuery {
             version: version("version", &self.version)?,
-            channel: checked("channel", payload::text("channel", &self.channel, 32))?,
+            channel: channel(&self.channel)?,
             platform: one_of("platform", &self.platform, &payload::PLATFORMS)?,
             arch: one_of("arch", &self.arch, &payload::ARCHES)?,
             baseline: self
@@ -55,6 +55,11 @@ impl GateQuery {
                 .transpose()?,
         })
     }
+}
+
+/// A channel name, trimmed and checked as ingestion checks it.
+pub fn channel(value: &str) -> Result<String, ServiceError> {
+    checked("channel", payload::text("channel", value, 32))
 }
 
 fn checked(field: &'static str, value: Result<String, ApiError>) -> Result<String, ServiceError> {
@@ -71,7 +76,7 @@ pub async fn release_gate(
     query: &GateQuery,
 ) -> Result<GateResult, ServiceError> {
     let query = query.normalised()?;
-    let (policy, _) = policy::effective(db, app_id, Some(&query.channel)).await?;
+    let policy = policy::effective(db, app_id, Some(&query.channel)).await?;
     let selection = Selection {
         app_id,
         channel: &query.channel,

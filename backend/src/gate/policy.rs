@@ -1,20 +1,19 @@
 //! Gate policies: what a release must show to pass, per app and optionally per channel.
 //! Every app has the documented default (docs/gating.md) until an admin sets its own.
 
+use async_graphql::{Enum, SimpleObject};
 use chrono::Utc;
-use entity::{audit_log, gate_policies};
+use entity::gate_policies;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServiceError;
 
 /// The three rates a release is judged on (DESIGN §8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[graphql(name = "GateMetric")]
 pub enum Metric {
     /// Crashes per session.
     CrashRate,
@@ -50,8 +49,9 @@ impl Metric {
 }
 
 /// The limits of one metric. A limit left out is not checked.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
+#[graphql(name = "GateMetricPolicy")]
 pub struct MetricPolicy {
     /// Highest acceptable rate (0.02 = 2 %), failed only when exceeded credibly.
     pub max_rate: Option<f64>,
@@ -65,7 +65,7 @@ pub struct MetricPolicy {
     pub required: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 pub struct GatePolicy {
     /// Confidence a FAIL must reach (0.95: a release as good as its limits fails at most 5 %
@@ -169,28 +169,16 @@ impl GatePolicy {
     }
 }
 
-/// Where the policy in force comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PolicySource {
-    /// Set for this channel.
-    Channel,
-    /// Set for the app, all channels.
-    App,
-    /// Nothing set: the built-in default.
-    Default,
-}
-
 /// The channel column of the app-wide row.
 const ALL_CHANNELS: &str = "";
 
-/// The policy in force for `channel` of the app: the channel's own, else the app's, else the
-/// default.
+/// The policy in force for `channel` of the app (for every channel when `None`): the
+/// channel's own, else the app's, else the default.
 pub async fn effective(
     db: &impl ConnectionTrait,
     app_id: i64,
     channel: Option<&str>,
-) -> Result<(GatePolicy, PolicySource), ServiceError> {
+) -> Result<GatePolicy, ServiceError> {
     let rows = gate_policies::Entity::find()
         .filter(gate_policies::Column::AppId.eq(app_id))
         .filter(
@@ -200,10 +188,9 @@ pub async fn effective(
         .await?;
     let channel_row = rows.iter().find(|row| row.channel != ALL_CHANNELS);
     let app_row = rows.iter().find(|row| row.channel == ALL_CHANNELS);
-    match (channel_row, app_row) {
-        (Some(row), _) => Ok((parse(&row.policy)?, PolicySource::Channel)),
-        (None, Some(row)) => Ok((parse(&row.policy)?, PolicySource::App)),
-        (None, None) => Ok((GatePolicy::default(), PolicySource::Default)),
+    match channel_row.or(app_row) {
+        Some(row) => parse(&row.policy),
+        None => Ok(GatePolicy::default()),
     }
 }
 
@@ -212,32 +199,24 @@ fn parse(stored: &str) -> Result<GatePolicy, ServiceError> {
         .map_err(|e| DbErr::Json(format!("a stored gate policy is unreadable: {e}")).into())
 }
 
-/// Who changed a policy, for `gate_policies.updated_by` and the audit log.
-pub struct Actor<'a> {
-    pub account_id: i64,
-    /// `user:<id>`, `token:<id>` or `cli`.
-    pub name: &'a str,
-}
-
-/// Stores `policy` for the app (`channel` `None`) or one channel, and records it in the audit log.
+/// Stores `policy` for the app (`channel` `None`) or one channel, replacing the one it had;
+/// returns the policy as stored, for the audit log the caller writes in the same transaction.
 pub async fn save(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     app_id: i64,
     channel: Option<&str>,
     policy: &GatePolicy,
-    actor: &Actor<'_>,
-) -> Result<(), ServiceError> {
+    updated_by: &str,
+) -> Result<String, ServiceError> {
     policy.validate()?;
     let document = serde_json::to_string(policy)
         .map_err(|e| DbErr::Json(format!("cannot encode a gate policy: {e}")))?;
-    let now = Utc::now();
-    let txn = db.begin().await?;
     gate_policies::Entity::insert(gate_policies::ActiveModel {
         app_id: Set(app_id),
         channel: Set(channel.unwrap_or(ALL_CHANNELS).to_owned()),
         policy: Set(document.clone()),
-        updated_by: Set(actor.name.to_owned()),
-        updated_at: Set(now),
+        updated_by: Set(updated_by.to_owned()),
+        updated_at: Set(Utc::now()),
         ..Default::default()
     })
     .on_conflict(
@@ -249,26 +228,9 @@ pub async fn save(
             ])
             .to_owned(),
     )
-    .exec_without_returning(&txn)
+    .exec_without_returning(db)
     .await?;
-    let scope = match channel {
-        Some(channel) => format!("channel {channel:?}"),
-        None => "all channels".to_owned(),
-    };
-    audit_log::ActiveModel {
-        account_id: Set(actor.account_id),
-        actor: Set(actor.name.to_owned()),
-        action: Set("set_gate_policy".to_owned()),
-        target_type: Set("app".to_owned()),
-        target_id: Set(Some(app_id.to_string())),
-        detail: Set(Some(format!("{scope}: {document}"))),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    Ok(document)
 }
 
 #[cfg(test)]

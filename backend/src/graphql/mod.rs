@@ -4,6 +4,7 @@
 
 mod account;
 mod error;
+mod gate;
 mod reports;
 mod types;
 
@@ -32,10 +33,10 @@ const MAX_DEPTH: usize = 16;
 const MAX_COMPLEXITY: usize = 2500;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountQuery, ReportsQuery);
+pub struct Query(AccountQuery, ReportsQuery, gate::GateQueries);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation);
+pub struct Mutation(AccountMutation, gate::GateMutations);
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 

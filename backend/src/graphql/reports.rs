@@ -479,7 +479,7 @@ impl ReportsQuery {
 }
 
 /// The app id when the caller may read its reports, and the reports API is on.
-async fn readable_app(ctx: &Context<'_>, app_id: &ID) -> GqlResult<i64> {
+pub(super) async fn readable_app(ctx: &Context<'_>, app_id: &ID) -> GqlResult<i64> {
     let state: &AppState = state(ctx);
     if !state.config.reports.enabled {
         return Err(GqlError::NotFound(
