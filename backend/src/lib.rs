@@ -17,3 +17,4 @@ pub mod ratelimit;
 pub mod retention;
 pub mod secrets;
 pub mod server;
+pub mod web;

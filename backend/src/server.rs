@@ -14,6 +14,7 @@ use axum::routing::get;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::{self, FirstAdmin};
@@ -26,7 +27,7 @@ use crate::graphql::{self, ApiSchema};
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
-use crate::{db, downloads, ingest, retention};
+use crate::{db, downloads, ingest, retention, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -172,13 +173,17 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(graphql::routes());
+        // Rollout pages ask for tens of kilobytes of JSON: worth compressing.
+        .merge(graphql::routes().layer(CompressionLayer::new()));
     if state.config.reports.enabled {
         app = app.merge(ingest::routes()).merge(downloads::routes());
     }
-    app.fallback(not_found)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    // Everything else is the web app, or a JSON 404 when it has not been built.
+    let app = match web::built_app() {
+        Some(web_app) => app.fallback_service(web_app),
+        None => app.fallback(not_found),
+    };
+    app.layer(TraceLayer::new_for_http()).with_state(state)
 }
 
 async fn healthz() -> impl IntoResponse {

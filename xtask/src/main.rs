@@ -1,8 +1,14 @@
 //! `cargo xtask …`: the project's own commands, so a fresh machine needs nothing but cargo.
 //!
-//! - `serve`: run Rollwatch on the embedded default (SQLite + blob folder under ./data).
+//! - `serve`: build the web app (frontend/ → dist/), then run Rollwatch on the embedded
+//!   default (SQLite + blob folder under ./data).
 //! - `test`: every check and test — formatting, lints, unit and integration tests on SQLite
-//!   and PostgreSQL (the machine's server, started here when it is down).
+//!   and PostgreSQL (the machine's server, started here when it is down), then the browser
+//!   tests in e2e/.
+
+mod e2e;
+mod frontend;
+mod tools;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -56,6 +62,7 @@ fn run(command: &mut Command) -> Result {
 }
 
 fn serve(extra: &[String]) -> Result {
+    frontend::build()?;
     run(cargo()
         .args(["run", "--package", "rollwatch", "--", "serve"])
         .args(extra))
@@ -109,5 +116,21 @@ fn test() -> Result {
         "TEST_DATABASE_URL",
         std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
-    ))
+    ))?;
+    e2e::run_suite()
+}
+
+/// Cargo's target directory, wherever `CARGO_TARGET_DIR` or a config file put it.
+fn target_dir() -> Result<PathBuf> {
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    const FIELD: &str = "\"target_directory\":\"";
+    let metadata = String::from_utf8_lossy(&output.stdout);
+    metadata
+        .split_once(FIELD)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(dir, _)| PathBuf::from(dir))
+        .ok_or_else(|| "cargo metadata did not name the target directory".to_owned())
 }

@@ -1,0 +1,353 @@
+//! An app's rollout health: versions × channels with rates against the gate policy, a
+//! breakdown by platform or architecture, reports over time, and the top groups.
+
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+
+use crate::api::{self, ApiError, Dimension, RolloutPage as RolloutQuery, rollout_page};
+use crate::browser;
+use crate::chart::{ReportsChart, bars};
+use crate::components::{ChoiceSelect, CopyButton, DataTable, loaded};
+use crate::format;
+use crate::health::Limits;
+use crate::matrix::{Matrix, Metric, Tally};
+use crate::session::Session;
+use crate::view_state::{Breakdown, GroupDimensions, HealthView, event_name};
+
+/// One answer of the page's query, with the range it covers.
+#[derive(Clone, Debug, PartialEq)]
+struct Rollout {
+    data: rollout_page::ResponseData,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+async fn fetch(app_id: String, view: HealthView) -> Result<Rollout, ApiError> {
+    let end = browser::now();
+    let start = view.range.since(end);
+    let mut group_by = vec![Dimension::Version, Dimension::Channel];
+    match view.breakdown {
+        Breakdown::None => {}
+        Breakdown::Platform => group_by.push(Dimension::Platform),
+        Breakdown::Arch => group_by.push(Dimension::Arch),
+    }
+    let variables = rollout_page::Variables {
+        app_id,
+        group_by,
+        filter: rollout_page::ReportFilter {
+            event_type: view.event,
+            since: Some(start.to_rfc3339()),
+            version: None,
+            channel: None,
+            platform: None,
+            arch: None,
+            until: None,
+        },
+        interval: view.range.interval(),
+    };
+    let data = api::call::<RolloutQuery>(variables).await?;
+    Ok(Rollout { data, start, end })
+}
+
+#[component]
+pub fn RolloutPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let app_id = Memo::new(move |_| params.read().get("app").unwrap_or_default());
+    let view_state = Memo::new(move |_| HealthView::from_query(|key| query.read().get(key)));
+    let rollout = LocalResource::new(move || fetch(app_id.get(), view_state.get()));
+
+    let navigate = use_navigate();
+    let show = move |next: HealthView| {
+        navigate(
+            &format!("/apps/{}{}", app_id.get_untracked(), next.query_string()),
+            Default::default(),
+        );
+    };
+    let current = view_state.get_untracked();
+    let (pick_range, pick_event, pick_breakdown) = (show.clone(), show.clone(), show);
+    view! {
+        <form class="filters" aria-label="Filters" on:submit=|ev| ev.prevent_default()>
+            <ChoiceSelect
+                label="Time range"
+                id="range"
+                current=current.range
+                on_pick=move |range| pick_range(HealthView { range, ..view_state.get_untracked() })
+            />
+            <ChoiceSelect
+                label="Events"
+                id="event"
+                current=current.event
+                on_pick=move |event| pick_event(HealthView { event, ..view_state.get_untracked() })
+            />
+            <ChoiceSelect
+                label="Breakdown"
+                id="breakdown"
+                current=current.breakdown
+                on_pick=move |breakdown| {
+                    pick_breakdown(HealthView { breakdown, ..view_state.get_untracked() })
+                }
+            />
+        </form>
+        {loaded(rollout, move |rollout| view! { <RolloutView rollout view=view_state.get_untracked() /> })}
+    }
+}
+
+#[component]
+fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
+    let Rollout { data, start, end } = rollout;
+    let app = data.app;
+    let metric = Metric::for_event(view.event);
+    let matrix = Matrix::build(&data.rollout_health, view.breakdown, metric);
+    let never_reported = data.all_time.total_count == 0;
+    let series: Vec<(String, i64)> = data
+        .time_series
+        .into_iter()
+        .map(|p| (p.at, p.reports))
+        .collect();
+    let interval = view.range.interval();
+    let body = if never_reported && matrix.is_empty() {
+        view! { <NoReportsYet app_name=app.name.clone() /> }.into_any()
+    } else {
+        view! {
+            <section aria-labelledby="matrix-title">
+                <h2 id="matrix-title">"Releases"</h2>
+                {if matrix.is_empty() {
+                    view! {
+                        <p class="empty">
+                            "Nothing in this range for these events. Choose a longer time range or all events."
+                        </p>
+                    }
+                    .into_any()
+                } else {
+                    view! { <MatrixTable matrix /> }.into_any()
+                }}
+            </section>
+            <section aria-labelledby="chart-title">
+                <h2 id="chart-title">"Reports over time"</h2>
+                <ReportsChart bars=bars(&series, start, end, interval) interval />
+            </section>
+            <section aria-labelledby="groups-title">
+                <h2 id="groups-title">"Top groups"</h2>
+                <TopGroups app_id=app.id.clone() groups=data.top_groups.nodes />
+            </section>
+        }
+        .into_any()
+    };
+    view! {
+        <h1>{app.name.clone()}</h1>
+        {(!app.reports_enabled)
+            .then(|| view! { <p class="notice">"Reports are switched off for this app: new reports are refused."</p> })}
+        {body}
+    }
+}
+
+#[component]
+fn MatrixTable(matrix: Matrix) -> impl IntoView {
+    let limits = Limits::DEFAULT_POLICY;
+    let metric = matrix.metric;
+    let caption = format!(
+        "Reports, {} and {} by version (newest first) and channel; colours against the gate policy (limit {})",
+        metric.usage_label(),
+        metric.label(),
+        format::rate(metric.limit(&limits)),
+    );
+    let tally_view = |tally: &Tally| {
+        let tier = matrix.tier(tally, &limits);
+        view! {
+            <span class="reports">{format!("{} reports", format::count(tally.reports))}</span>
+            <span class="usage">{format!("{} {}", format::count(tally.usage), metric.usage_label())}</span>
+            <span class="rate">{format::rate(tally.rate())}</span>
+            <span class=format!("tier-label {}", tier.class())>{tier.label()}</span>
+        }
+    };
+    let rows = matrix
+        .versions
+        .iter()
+        .map(|version| {
+            let cells = matrix
+                .channels
+                .iter()
+                .map(|channel| match matrix.cell(version, channel) {
+                    None => view! { <td class="none" data-version=version.clone() data-channel=channel.clone()>"—"</td> }.into_any(),
+                    Some(cell) => {
+                        let tier = matrix.tier(&cell.total, &limits);
+                        let parts = (!cell.parts.is_empty()).then(|| {
+                            view! {
+                                <ul class="parts">
+                                    {cell
+                                        .parts
+                                        .iter()
+                                        .map(|(part, tally)| {
+                                            view! {
+                                                <li data-part=part.clone()>
+                                                    <span class="part">{part.clone()}</span>
+                                                    {tally_view(tally)}
+                                                </li>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </ul>
+                            }
+                        });
+                        view! {
+                            <td class=format!("cell {}", tier.class()) data-version=version.clone() data-channel=channel.clone()>
+                                <div class="total">{tally_view(&cell.total)}</div>
+                                {parts}
+                            </td>
+                        }
+                        .into_any()
+                    }
+                })
+                .collect_view();
+            view! {
+                <tr>
+                    <th scope="row">{version.clone()}</th>
+                    {cells}
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-scroll">
+            <table class="matrix">
+                <caption>{caption}</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Version"</th>
+                        {matrix.channels.iter().map(|c| view! { <th scope="col">{c.clone()}</th> }).collect_view()}
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn TopGroups(app_id: String, groups: Vec<rollout_page::GroupFields>) -> impl IntoView {
+    if groups.is_empty() {
+        return view! { <p class="empty">"No report groups in this range."</p> }.into_any();
+    }
+    let rows = groups
+        .into_iter()
+        .map(|group| {
+            let dimensions = GroupDimensions {
+                version: group.version.clone(),
+                channel: group.channel.clone(),
+                platform: group.platform.clone(),
+                arch: group.arch.clone(),
+                event: group.event_type,
+            };
+            let href = format!(
+                "/apps/{app_id}/groups/{}{}",
+                group.group_hash,
+                dimensions.query_string()
+            );
+            view! {
+                <tr>
+                    <th scope="row"><A href=href>{group.reason}</A></th>
+                    <td>{event_name(group.event_type)}</td>
+                    <td>{group.version}</td>
+                    <td>{group.channel}</td>
+                    <td>{format!("{} / {}", group.platform, group.arch)}</td>
+                    <td class="number">{format::count(group.count)}</td>
+                    <td>{format::time(&group.first_seen)}</td>
+                    <td>{format::time(&group.last_seen)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <DataTable caption="The groups with the most reports in this view" headers=&["Reason", "Event", "Version", "Channel", "Platform / arch", "Reports", "First seen", "Last seen"] class="groups">
+{rows}
+</DataTable>
+    }
+    .into_any()
+}
+
+/// The empty state of an app that never reported: the exact commands that change that.
+#[component]
+fn NoReportsYet(app_name: String) -> impl IntoView {
+    let session = expect_context::<Session>();
+    let origin = browser::origin();
+    let report = curl_command(&origin, "/reports/ingest", &report_body(&app_name));
+    let usage = curl_command(&origin, "/reports/usage", &usage_body(&app_name));
+    let where_is_the_key = if session.is_admin {
+        view! {
+            "It was shown once when the app was created; if it is lost, issue a new one under "
+            <A href="/admin/apps">"Manage apps"</A> "."
+        }
+        .into_any()
+    } else {
+        view! { "An admin of your account has it, or can issue a new one." }.into_any()
+    };
+    view! {
+        <section class="empty">
+            <h2>"No reports yet"</h2>
+            <p>
+                "Send the first report from a shell, with the app's report key in "
+                <code>"ROLLWATCH_KEY"</code> ". " {where_is_the_key}
+            </p>
+            <pre><code>{report.clone()}</code></pre>
+            <CopyButton text=report what="command" />
+            <p>"Rates need usage counts too: send how many sessions a release had."</p>
+            <pre><code>{usage.clone()}</code></pre>
+            <CopyButton text=usage what="command" />
+        </section>
+    }
+}
+
+fn report_body(app_name: &str) -> String {
+    serde_json::json!({
+        "application": { "name": app_name, "version": "1.0.0", "channel": "stable" },
+        "system": { "platform": "linux", "arch": "x86_64", "os_version": "6.1" },
+        "event": { "type": "crash", "reason": "SIGSEGV" },
+    })
+    .to_string()
+}
+
+fn usage_body(app_name: &str) -> String {
+    serde_json::json!({
+        "application": { "name": app_name, "version": "1.0.0", "channel": "stable" },
+        "system": { "platform": "linux", "arch": "x86_64", "os_version": "6.1" },
+        "kind": "session",
+        "count": 100,
+    })
+    .to_string()
+}
+
+/// A copy-pasteable POST of `body` to `origin` + `path` with the key from `$ROLLWATCH_KEY`.
+fn curl_command(origin: &str, path: &str, body: &str) -> String {
+    // In single quotes the shell takes everything literally but the quote itself.
+    let quoted = body.replace('\'', r"'\''");
+    format!(
+        "curl -sS {origin}{path} \\\n  -H \"Authorization: Bearer $ROLLWATCH_KEY\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{quoted}'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_curl_command_names_the_real_endpoint_and_survives_quotes() {
+        let command = curl_command(
+            "http://127.0.0.1:8080",
+            "/reports/ingest",
+            &report_body("Bob's app"),
+        );
+        assert!(
+            command.starts_with("curl -sS http://127.0.0.1:8080/reports/ingest \\\n"),
+            "{command}"
+        );
+        assert!(command.contains("Bearer $ROLLWATCH_KEY"), "{command}");
+        assert!(command.contains(r#""name":"Bob'\''s app""#), "{command}");
+        let body: serde_json::Value = serde_json::from_str(&report_body("editor")).expect("json");
+        assert_eq!(body["event"]["type"], "crash");
+        let usage: serde_json::Value = serde_json::from_str(&usage_body("editor")).expect("json");
+        assert_eq!(usage["kind"], "session");
+    }
+}
