@@ -278,14 +278,14 @@ struct Run {
     stderr: String,
 }
 
-/// `rollwatch gate` run as a process against the test server, the token in ROLLWATCH_TOKEN.
+/// `rollwatch gate` run as a process against the test server, as the README's CI example runs
+/// it: the server and the token in ROLLWATCH_URL and ROLLWATCH_TOKEN.
 async fn rollwatch_gate(app: &TestApp, token: &str, args: &[&str]) -> Run {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_rollwatch"))
         .arg("gate")
-        .args(["--url", &app.url("")])
         .args(args)
+        .env("ROLLWATCH_URL", app.url(""))
         .env("ROLLWATCH_TOKEN", token)
-        .env_remove("ROLLWATCH_URL")
         .output()
         .await
         .unwrap();
