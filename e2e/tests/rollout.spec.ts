@@ -196,20 +196,30 @@ test('a group page downloads its details', async () => {
   await screenshot('06-group-with-blob');
 });
 
+test('the release gate of a version says why', async () => {
+  await page.locator('p.crumbs').getByRole('link', { name: APP }).click();
+  await page.getByRole('link', { name: 'Release gate of 1.1.0 on stable' }).click();
+  await expect(page.getByRole('heading', { name: 'Release gate: 1.1.0 on stable' })).toBeVisible();
+  // 300 sessions are fewer than the default policy's 1 000: no verdict either way.
+  await expect(page.locator('p.verdict')).toHaveText(/INSUFFICIENT DATA/);
+  await expect(page.getByRole('row', { name: /Crash rate/ })).toContainText('16 of 300');
+  await screenshot('07-release-gate');
+});
+
 test('a member without access cannot see the app', async () => {
   await page.getByRole('link', { name: 'Users' }).click();
   await page.getByLabel('Email', { exact: true }).fill(member.email);
   await page.getByLabel('Initial password').fill(member.password);
   await page.getByRole('button', { name: 'Add user' }).click();
   await expect(page.locator(`tr[data-user="${member.email}"]`)).toBeVisible();
-  await screenshot('07-users');
+  await screenshot('08-users');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await signIn(member);
   await expect(page.getByRole('heading', { name: 'No apps shared with you' })).toBeVisible();
   await expect(page.getByRole('link', { name: APP })).toHaveCount(0);
   await page.goto(appPath);
   await expect(page.getByRole('alert')).toHaveText('This app does not exist or is not shared with you.');
-  await screenshot('07-member-without-access');
+  await screenshot('08-member-without-access');
 });
 
 test('a session the server refuses returns to sign-in', async () => {
@@ -221,7 +231,7 @@ test('a session the server refuses returns to sign-in', async () => {
   await page.goto('/');
   await expect(page).toHaveURL(/\/sign-in\?reason=expired$/);
   await expect(page.getByText('Your session expired or was revoked')).toBeVisible();
-  await screenshot('08-session-ended');
+  await screenshot('09-session-ended');
 });
 
 test('sign out', async () => {
@@ -231,5 +241,5 @@ test('sign out', async () => {
   await expect(page.getByText('You have signed out.')).toBeVisible();
   await page.goto(appPath);
   await expect(page).toHaveURL(/\/sign-in$/);
-  await screenshot('09-signed-out');
+  await screenshot('10-signed-out');
 });

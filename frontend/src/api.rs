@@ -70,6 +70,7 @@ operations!(
     AppSummary,
     RolloutPage,
     GroupPage,
+    ReleaseGate,
     CreateApp,
     UpdateApp,
     RotateReportKey,
@@ -221,11 +222,14 @@ mod tests {
               "platform":"linux","arch":"x86_64","eventType":"CRASH","reason":"SIGSEGV",
               "count":2,"firstSeen":"2026-11-22T10:00:00+00:00",
               "lastSeen":"2026-11-22T10:00:00+00:00","blobCount":1}]},
-            "allTime":{"totalCount":1}}}"#;
+            "allTime":{"totalCount":1},
+            "gatePolicy":{"crashRate":{"maxRate":0.02},"updateFailureRate":{"maxRate":0.05},
+              "installFailureRate":{"maxRate":null}}}}"#;
         let data: Data = read_answer(200, body).expect("data");
         assert_eq!(data.app.name, "editor");
         assert_eq!(data.rollout_health[0].crash_rate, Some(0.02));
         assert_eq!(data.top_groups.nodes[0].event_type, Some(EventType::Crash));
+        assert_eq!(data.gate_policy.install_failure_rate.max_rate, None);
     }
 
     #[test]

@@ -6,7 +6,8 @@ use leptos_router::path;
 
 use crate::pages::{
     admin_apps::AdminApps, admin_tokens::AdminTokens, admin_users::AdminUsers, apps::AppsPage,
-    audit_log::AuditLogPage, group::GroupPage, rollout::RolloutPage, sign_in::SignIn,
+    audit_log::AuditLogPage, gate::GatePage, group::GroupPage, rollout::RolloutPage,
+    sign_in::SignIn,
 };
 use crate::session::{self, EndReason, Session, Stored};
 
@@ -20,6 +21,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=AppsPage />
                     <Route path=path!("apps/:app") view=RolloutPage />
                     <Route path=path!("apps/:app/groups/:group") view=GroupPage />
+                    <Route path=path!("apps/:app/gate") view=GatePage />
                     <Route path=path!("admin/apps") view=AdminApps />
                     <Route path=path!("admin/users") view=AdminUsers />
                     <Route path=path!("admin/tokens") view=AdminTokens />

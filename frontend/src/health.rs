@@ -11,12 +11,25 @@ pub struct Limits {
 impl Limits {
     /// The default gate policy of every app (docs/gating.md): 2 % crashes per session, 5 %
     /// failed updates and installs per attempt.
+    #[cfg(test)]
     pub const DEFAULT_POLICY: Limits = Limits {
         crash_rate: Some(0.02),
         update_failure_rate: Some(0.05),
         install_failure_rate: Some(0.05),
     };
 }
+
+/// The `Limits` of a `PolicyLimits` fragment, whichever operation's copy of it `policy` is.
+macro_rules! limits_of {
+    ($policy:expr) => {
+        $crate::health::Limits {
+            crash_rate: $policy.crash_rate.max_rate,
+            update_failure_rate: $policy.update_failure_rate.max_rate,
+            install_failure_rate: $policy.install_failure_rate.max_rate,
+        }
+    };
+}
+pub(crate) use limits_of;
 
 /// Above this share of its limit a rate is a warning: close enough to watch.
 const WARN_SHARE_OF_LIMIT: f64 = 0.5;

@@ -168,6 +168,29 @@ impl HealthView {
     }
 }
 
+/// A release of an app, as the gate page's URL names it: `?version=1.4.2&channel=stable`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Release {
+    pub version: String,
+    pub channel: String,
+}
+
+impl Release {
+    pub fn from_query(get: impl Fn(&str) -> Option<String>) -> Self {
+        Release {
+            version: get(DIMENSION_KEYS[0]).unwrap_or_default(),
+            channel: get(DIMENSION_KEYS[1]).unwrap_or_default(),
+        }
+    }
+
+    pub fn query_string(&self) -> String {
+        query_string([
+            (DIMENSION_KEYS[0], self.version.as_str()),
+            (DIMENSION_KEYS[1], self.channel.as_str()),
+        ])
+    }
+}
+
 /// The release dimensions of a report group, carried in the group page's URL (the API finds
 /// groups by these, not by hash).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -280,6 +303,17 @@ mod tests {
             Range::Week.since(now).to_rfc3339(),
             "2026-11-15T12:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn a_release_survives_its_url() {
+        let release = Release {
+            version: "2.0.0-rc.1".to_owned(),
+            channel: "beta".to_owned(),
+        };
+        assert_eq!(release.query_string(), "?version=2.0.0-rc.1&channel=beta");
+        let parsed = parse_query(&release.query_string());
+        assert_eq!(Release::from_query(|k| parsed.get(k).cloned()), release);
     }
 
     #[test]

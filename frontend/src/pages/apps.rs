@@ -8,7 +8,7 @@ use crate::api::{self, AppSummary, Apps, app_summary, apps};
 use crate::browser;
 use crate::components::{DataTable, loaded};
 use crate::format;
-use crate::health::{Limits, Tier};
+use crate::health::{Tier, limits_of};
 use crate::session::Session;
 
 #[component]
@@ -65,8 +65,8 @@ fn AppRow(app: apps::AppsApps) -> impl IntoView {
         };
         api::call::<AppSummary>(variables)
     });
-    let limits = Limits::DEFAULT_POLICY;
     let status = loaded(summary, move |data| {
+        let limits = limits_of!(data.gate_policy);
         let total = data.rollout_health.first().cloned();
         let (reports, sessions, tier) = total.map_or((0, 0, Tier::Unknown), |cell| {
             let tier = [

@@ -5,6 +5,7 @@ pub mod admin_tokens;
 pub mod admin_users;
 pub mod apps;
 pub mod audit_log;
+pub mod gate;
 pub mod group;
 pub mod rollout;
 pub mod sign_in;

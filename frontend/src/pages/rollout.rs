@@ -11,10 +11,10 @@ use crate::browser;
 use crate::chart::{ReportsChart, bars};
 use crate::components::{ChoiceSelect, CopyButton, DataTable, loaded};
 use crate::format;
-use crate::health::Limits;
+use crate::health::{Limits, limits_of};
 use crate::matrix::{Matrix, Metric, Tally};
 use crate::session::Session;
-use crate::view_state::{Breakdown, GroupDimensions, HealthView, event_name};
+use crate::view_state::{Breakdown, GroupDimensions, HealthView, Release, event_name};
 
 /// One answer of the page's query, with the range it covers.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,6 +102,7 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
     let metric = Metric::for_event(view.event);
     let matrix = Matrix::build(&data.rollout_health, view.breakdown, metric);
     let never_reported = data.all_time.total_count == 0;
+    let limits = limits_of!(data.gate_policy);
     let series: Vec<(String, i64)> = data
         .time_series
         .into_iter()
@@ -122,7 +123,7 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
                     }
                     .into_any()
                 } else {
-                    view! { <MatrixTable matrix /> }.into_any()
+                    view! { <MatrixTable matrix limits app_id=app.id.clone() /> }.into_any()
                 }}
             </section>
             <section aria-labelledby="chart-title">
@@ -145,11 +146,10 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
 }
 
 #[component]
-fn MatrixTable(matrix: Matrix) -> impl IntoView {
-    let limits = Limits::DEFAULT_POLICY;
+fn MatrixTable(matrix: Matrix, limits: Limits, app_id: String) -> impl IntoView {
     let metric = matrix.metric;
     let caption = format!(
-        "Reports, {} and {} by version (newest first) and channel; colours against the gate policy (limit {})",
+        "Reports, {} and {} by version (newest first) and channel; colours against the app's gate policy (limit {})",
         metric.usage_label(),
         metric.label(),
         format::rate(metric.limit(&limits)),
@@ -196,6 +196,7 @@ fn MatrixTable(matrix: Matrix) -> impl IntoView {
                             <td class=format!("cell {}", tier.class()) data-version=version.clone() data-channel=channel.clone()>
                                 <div class="total">{tally_view(&cell.total)}</div>
                                 {parts}
+                                <GateLink app_id=app_id.clone() version=version.clone() channel=channel.clone() />
                             </td>
                         }
                         .into_any()
@@ -223,6 +224,20 @@ fn MatrixTable(matrix: Matrix) -> impl IntoView {
                 <tbody>{rows}</tbody>
             </table>
         </div>
+    }
+}
+
+#[component]
+fn GateLink(app_id: String, version: String, channel: String) -> impl IntoView {
+    let label = format!("Release gate of {version} on {channel}");
+    let href = format!(
+        "/apps/{app_id}/gate{}",
+        Release { version, channel }.query_string()
+    );
+    view! {
+        <A href=href attr:class="gate-link" attr:aria-label=label>
+            "Release gate"
+        </A>
     }
 }
 
