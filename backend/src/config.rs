@@ -41,6 +41,9 @@ pub struct ReportsConfig {
     /// How long a looked-up report key is trusted before the database is asked again,
     /// which bounds how long a revoked key keeps working.
     pub key_cache_ttl: Duration,
+    /// `ROLLWATCH_BENCH_ENDPOINTS`: registers `POST /bench/noop`, the do-nothing endpoint
+    /// `cargo xtask bench` compares ingestion with. Off unless asked for.
+    pub bench_endpoints: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -200,6 +203,7 @@ impl Config {
                 10_000_000,
             )?,
             key_cache_ttl: Duration::from_secs(5),
+            bench_endpoints: vars.bool("ROLLWATCH_BENCH_ENDPOINTS", false)?,
         };
 
         let storage = match vars
@@ -299,6 +303,7 @@ mod tests {
         assert_eq!(c.reports.max_blobs_per_group, 10);
         assert_eq!(c.blob_url_ttl, Duration::from_secs(300));
         assert!(c.reports.enabled);
+        assert!(!c.reports.bench_endpoints);
     }
 
     #[test]
@@ -307,6 +312,7 @@ mod tests {
             ("BIND_ADDR", "localhost"),
             ("DATABASE_URL", "mysql://x"),
             ("REPORTS_ENABLED", "maybe"),
+            ("ROLLWATCH_BENCH_ENDPOINTS", "sometimes"),
             ("REPORTS_MAX_BODY_BYTES", "-1"),
             ("REPORTS_MAX_BODY_BYTES", "12"),
             ("REPORTS_MAX_DETAILS_DECOMPRESSED_BYTES", "10"),

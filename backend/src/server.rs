@@ -177,6 +177,9 @@ pub fn router(state: AppState) -> Router {
         .merge(graphql::routes().layer(CompressionLayer::new()));
     if state.config.reports.enabled {
         app = app.merge(ingest::routes()).merge(downloads::routes());
+        if state.config.reports.bench_endpoints {
+            app = app.merge(ingest::bench::routes());
+        }
     }
     // Everything else is the web app, or a JSON 404 when it has not been built.
     let app = match web::built_app() {

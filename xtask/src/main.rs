@@ -5,6 +5,8 @@
 //! - `test`: every check and test — formatting, lints, unit and integration tests on SQLite
 //!   and PostgreSQL (the machine's server, started here when it is down), then the browser
 //!   tests in e2e/.
+//! - `bench`: the ingestion benchmark — release builds of `rollwatch` and `loadgen`, then
+//!   `loadgen` runs every scenario on SQLite and PostgreSQL and prints the table.
 
 mod e2e;
 mod frontend;
@@ -22,7 +24,11 @@ fn main() -> ExitCode {
     let outcome = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
-        _ => Err("usage: cargo xtask <serve [rollwatch serve args…] | test>".to_owned()),
+        Some("bench") => bench(&args[1..]),
+        _ => Err(
+            "usage: cargo xtask <serve [rollwatch serve args…] | test | bench [loadgen args…]>"
+                .to_owned(),
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +124,25 @@ fn test() -> Result {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     ))?;
     e2e::run_suite()
+}
+
+fn bench(extra: &[String]) -> Result {
+    ensure_postgres()?;
+    // One build of both, so they share the feature-unified dependencies; `cargo run` of
+    // loadgen alone would resolve other features and rebuild half the tree.
+    run(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "rollwatch",
+        "--package",
+        "loadgen",
+    ]))?;
+    let release_dir = target_dir()?.join("release");
+    run(Command::new(release_dir.join("loadgen"))
+        .arg("--rollwatch")
+        .arg(release_dir.join("rollwatch"))
+        .args(extra))
 }
 
 /// Cargo's target directory, wherever `CARGO_TARGET_DIR` or a config file put it.

@@ -4,6 +4,7 @@
 //! parsed once, the counts go through the group-commit writer, and only a report with details
 //! touches blob storage, after its count is safe.
 
+pub mod bench;
 pub mod details;
 pub mod payload;
 pub mod writer;

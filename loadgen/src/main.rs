@@ -1,0 +1,318 @@
+//! `loadgen`: the ingestion benchmark behind `cargo xtask bench` (issue 6, DESIGN §9).
+//!
+//! For each database back end it starts `rollwatch serve` on a fresh data dir and database,
+//! creates an app, and for each scenario measures, over loopback from this process:
+//! the do-nothing endpoint (`POST /bench/noop`, same JSON), ingestion at full load, and
+//! ingestion at half that load. After every ingestion run it checks that the database holds
+//! exactly as many reports as were answered 202, and prints a markdown table.
+
+mod load;
+mod payloads;
+mod server;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use hyper::header::HeaderValue;
+use sea_orm::{Database, DatabaseConnection, DbErr};
+
+use load::{Outcome, Pace, Plan, Target};
+use payloads::Scenario;
+use server::Rollwatch;
+use store::{Backend, BenchDatabase, StoredTotals};
+
+const APP_NAME: &str = "bench";
+
+#[derive(Parser)]
+#[command(about = "Rollwatch ingestion benchmark (run it with `cargo xtask bench`)")]
+struct Args {
+    /// The `rollwatch` binary; by default the one next to this program.
+    #[arg(long)]
+    rollwatch: Option<PathBuf>,
+    /// Database back ends to run, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,postgres"
+    )]
+    backends: Vec<Backend>,
+    /// Scenarios to run on each back end, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "hot-group,distinct-groups,ten-percent-details"
+    )]
+    scenarios: Vec<Scenario>,
+    /// The PostgreSQL server; a database is created on it for the run and dropped after.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 2)]
+    warmup_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what} failed: {stderr}")]
+    Command { what: &'static str, stderr: String },
+    #[error("rollwatch serve did not start listening; see its log {}", log.display())]
+    ServerDidNotStart { log: PathBuf },
+    #[error("no VmHWM in /proc/PID/status")]
+    NoPeakRss,
+    #[error("the report key is not a valid header value")]
+    BadKey,
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One line of the table.
+struct Row {
+    scenario: Scenario,
+    endpoint: &'static str,
+    load: String,
+    outcome: Outcome,
+    /// For ingestion runs: what the database gained during the run.
+    stored: Option<StoredTotals>,
+}
+
+impl Row {
+    /// The stored counts equal the 202s; vacuous for the do-nothing endpoint.
+    fn counts_match(&self) -> bool {
+        self.stored.is_none_or(|stored| {
+            let accepted = self.outcome.accepted_total as i64;
+            stored.group_counts == accepted && stored.hourly_counts == accepted
+        })
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let binary = match args.rollwatch.clone().map_or_else(sibling_rollwatch, Ok) {
+        Ok(binary) => binary,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", machine());
+    let mut all_counts_match = true;
+    for backend in args.backends.clone() {
+        match bench_backend(&args, &binary, backend).await {
+            Ok(rows) => all_counts_match &= rows.iter().all(Row::counts_match),
+            Err(e) => {
+                eprintln!("loadgen: {}: {e}", backend.title());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if all_counts_match {
+        println!("\nEvery run: stored count = 202s received.");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nMISMATCH: some run stored a different count than the 202s it received.");
+        ExitCode::FAILURE
+    }
+}
+
+fn sibling_rollwatch() -> Result<PathBuf, std::io::Error> {
+    Ok(std::env::current_exe()?.with_file_name("rollwatch"))
+}
+
+/// `nproc` and the CPU model, for the record.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("Machine: {cores} cores ({cpu}); load generator and server share them.")
+}
+
+async fn bench_backend(
+    args: &Args,
+    binary: &std::path::Path,
+    backend: Backend,
+) -> Result<Vec<Row>, BenchError> {
+    let data_dir = std::env::temp_dir().join(format!(
+        "rollwatch-bench-{}-{backend:?}",
+        std::process::id()
+    ));
+    if data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)?;
+    }
+    std::fs::create_dir_all(&data_dir)?;
+    let database = BenchDatabase::create(backend, &data_dir, &args.postgres).await?;
+    let rollwatch = Rollwatch {
+        binary: binary.to_path_buf(),
+        env: vec![
+            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            ("ROLLWATCH_DATA_DIR", data_dir.display().to_string()),
+            ("DATABASE_URL", database.url.clone()),
+            ("ROLLWATCH_ADMIN_EMAIL", "bench@localhost".to_owned()),
+            (
+                "ROLLWATCH_ADMIN_PASSWORD",
+                "bench-password-not-secret".to_owned(),
+            ),
+            (
+                "REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE",
+                "10000000".to_owned(),
+            ),
+            ("ROLLWATCH_BENCH_ENDPOINTS", "true".to_owned()),
+            (
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            ),
+        ],
+    };
+    // Kept after the run (beside, not in, the data dir), for a look at any warning.
+    let server_log = data_dir.with_extension("log");
+    let server = rollwatch.serve(&server_log)?;
+    let key = rollwatch.create_app(APP_NAME)?;
+    let authorization =
+        HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| BenchError::BadKey)?;
+    let target = |path| {
+        Arc::new(Target {
+            addr: server.addr,
+            path,
+            authorization: authorization.clone(),
+        })
+    };
+    let (noop, ingest) = (target("/bench/noop"), target("/reports/ingest"));
+    let db = Database::connect(&database.url).await?;
+
+    let plan = Plan {
+        connections: args.connections,
+        warmup: Duration::from_secs(args.warmup_seconds),
+        measured: Duration::from_secs(args.seconds),
+        pace: Pace::AsFastAsAnswered,
+    };
+    println!(
+        "\n### {} — {} connections, {} s measured after {} s of warm-up per run\n",
+        backend.title(),
+        plan.connections,
+        args.seconds,
+        args.warmup_seconds
+    );
+    println!(concat!(
+        "| scenario | endpoint | load | reports/s | p50 ms | p99 ms | non-202 | errors ",
+        "| 202s | stored (groups / hourly) | check |\n",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    ));
+    let mut rows = Vec::new();
+    let mut body_sizes = Vec::new();
+    for &scenario in &args.scenarios {
+        let bodies = Arc::new(scenario.bodies(APP_NAME)?);
+        let noop_run = load::run(noop.clone(), bodies.clone(), plan).await;
+        print_row(&Row {
+            scenario,
+            endpoint: noop.path,
+            load: "max".to_owned(),
+            outcome: noop_run,
+            stored: None,
+        });
+        let max = ingest_run(&db, &ingest, &bodies, plan, scenario, "max".to_owned()).await?;
+        print_row(&max);
+        let half_rate = max.outcome.accepted_per_second() / 2.0;
+        let half = ingest_run(
+            &db,
+            &ingest,
+            &bodies,
+            Plan {
+                pace: Pace::PerSecond(half_rate.max(1.0)),
+                ..plan
+            },
+            scenario,
+            format!("50% ({:.0}/s)", half_rate),
+        )
+        .await?;
+        print_row(&half);
+        rows.push(max);
+        rows.push(half);
+        body_sizes.push(format!(
+            "{} {} B",
+            scenario.title(),
+            payloads::mean_len(&bodies)
+        ));
+    }
+    println!("\nMean request body: {}.", body_sizes.join("; "));
+    let peak_rss_kib = server.peak_rss_kib()?;
+    println!(
+        "Peak RSS of rollwatch serve (VmHWM): {:.1} MiB; its log: {}",
+        peak_rss_kib as f64 / 1024.0,
+        server_log.display()
+    );
+    db.close().await?;
+    server.stop()?;
+    database.remove().await?;
+    std::fs::remove_dir_all(&data_dir)?;
+    Ok(rows)
+}
+
+/// One ingestion run, with the database's totals taken before and after it.
+async fn ingest_run(
+    db: &DatabaseConnection,
+    target: &Arc<Target>,
+    bodies: &Arc<Vec<Bytes>>,
+    plan: Plan,
+    scenario: Scenario,
+    load: String,
+) -> Result<Row, BenchError> {
+    let before = store::stored_totals(db).await?;
+    let outcome = load::run(target.clone(), bodies.clone(), plan).await;
+    let after = store::stored_totals(db).await?;
+    Ok(Row {
+        scenario,
+        endpoint: target.path,
+        load,
+        outcome,
+        stored: Some(after - before),
+    })
+}
+
+fn print_row(row: &Row) {
+    let outcome = &row.outcome;
+    let (accepted, stored, check) = match row.stored {
+        None => ("–".to_owned(), "–".to_owned(), "–"),
+        Some(stored) => (
+            outcome.accepted_total.to_string(),
+            format!("{} / {}", stored.group_counts, stored.hourly_counts),
+            if row.counts_match() { "ok" } else { "MISMATCH" },
+        ),
+    };
+    println!(
+        "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {accepted} | {stored} | {check} |",
+        row.scenario.title(),
+        row.endpoint,
+        row.load,
+        outcome.accepted_per_second(),
+        outcome.latency_ms(0.50),
+        outcome.latency_ms(0.99),
+        outcome.other_statuses_in_window,
+        outcome.transport_errors,
+    );
+}
