@@ -80,7 +80,9 @@ async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_FLUSH);
     while jobs.recv_many(&mut batch, MAX_JOBS_PER_FLUSH).await > 0 {
         let writes = batch.iter().flat_map(|job| job.writes.iter());
+        let started = std::time::Instant::now();
         let outcome = flush(&db, writes).await;
+        tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "flushed");
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, jobs = batch.len(), "group commit failed");
         }
@@ -298,6 +300,8 @@ async fn flush<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sea_orm::{ActiveModelTrait, ConnectOptions, Database, EntityTrait, Set};
+    use tokio::task::JoinSet;
 
     fn key(reason: &str) -> GroupKey {
         GroupKey {
@@ -338,5 +342,132 @@ mod tests {
         );
         assert_eq!(folded.hours.len(), 3);
         assert_eq!(folded.hours[&(1, a.hash().as_str(), 7200)], 2);
+    }
+
+    /// An in-memory SQLite database on one connection, so a test can hold it; no tables yet.
+    async fn single_connection_db() -> DatabaseConnection {
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .sqlx_logging(false);
+        Database::connect(options).await.expect("in-memory SQLite")
+    }
+
+    /// Migrates and creates an app; its id.
+    async fn migrate_with_app(db: &DatabaseConnection) -> i64 {
+        use migration::MigratorTrait;
+        migration::Migrator::up(db, None).await.expect("migrations");
+        let account = entity::accounts::ActiveModel {
+            name: Set("test".into()),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .expect("account");
+        entity::apps::ActiveModel {
+            account_id: Set(account.id),
+            name: Set("editor".into()),
+            reports_enabled: Set(true),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .expect("app")
+        .id
+    }
+
+    fn report(app_id: i64, reason: &str) -> Vec<Write> {
+        let key = key(reason);
+        vec![Write::Report {
+            app_id,
+            hash: key.hash(),
+            key,
+            at: Utc::now(),
+        }]
+    }
+
+    async fn stored_count(db: &DatabaseConnection) -> i64 {
+        report_groups::Entity::find()
+            .all(db)
+            .await
+            .expect("report_groups")
+            .iter()
+            .map(|group| group.count)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn every_request_of_a_failed_flush_gets_the_error_and_the_writer_carries_on() {
+        let db = single_connection_db().await;
+        let (writer, task) = Writer::spawn(db.clone(), 64);
+        let mut requests = JoinSet::new();
+        for n in 0..16 {
+            let writer = writer.clone();
+            // No table exists yet: every flush fails.
+            requests.spawn(async move { writer.submit(report(1, &format!("r{}", n % 3))).await });
+        }
+        while let Some(outcome) = requests.join_next().await {
+            let outcome = outcome.expect("request task");
+            assert!(
+                matches!(outcome, Err(WriteError::Database(_))),
+                "{outcome:?}"
+            );
+        }
+
+        let app_id = migrate_with_app(&db).await;
+        writer
+            .submit(report(app_id, "r0"))
+            .await
+            .expect("the writer carries on once the database works");
+        assert_eq!(stored_count(&db).await, 1, "nothing of the failed flushes");
+        drop(writer);
+        task.await
+            .expect("the writer ends once every handle is gone");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_sheds_requests_instead_of_holding_them() {
+        const CAPACITY: usize = 4;
+        const REQUESTS: usize = 64;
+        let db = single_connection_db().await;
+        let app_id = migrate_with_app(&db).await;
+        // Holding the only connection stalls the writer's first flush.
+        let stall = db.begin().await.expect("begin");
+        let (writer, task) = Writer::spawn(db.clone(), CAPACITY);
+        let mut requests = JoinSet::new();
+        for _ in 0..REQUESTS {
+            let writer = writer.clone();
+            requests.spawn(async move { writer.submit(report(app_id, "burst")).await });
+        }
+        // While stalled, the writer holds at most one queue's worth and the queue another;
+        // everything else must be shed at once, so these answers arrive before the stall ends.
+        for _ in 0..REQUESTS - 2 * CAPACITY {
+            let outcome = requests
+                .join_next()
+                .await
+                .expect("a request")
+                .expect("task");
+            assert!(
+                matches!(outcome, Err(WriteError::Overloaded)),
+                "{outcome:?}"
+            );
+        }
+        stall.rollback().await.expect("rollback");
+        let mut committed = 0;
+        while let Some(outcome) = requests.join_next().await {
+            match outcome.expect("task") {
+                Ok(()) => committed += 1,
+                Err(WriteError::Overloaded) => {}
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(committed > 0);
+        assert_eq!(stored_count(&db).await, committed);
+        drop(writer);
+        task.await
+            .expect("the writer ends once every handle is gone");
     }
 }

@@ -240,6 +240,37 @@ impl TestApp {
     }
 }
 
+/// POSTs each body to `/reports/ingest` with the app's key, from `senders` concurrent tasks
+/// each sending its share one after another; the statuses, in no particular order.
+pub async fn send_concurrently(app: &TestApp, senders: usize, bodies: Vec<Value>) -> Vec<u16> {
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..senders {
+        let (client, url, key, queue) = (
+            app.client.clone(),
+            app.url("/reports/ingest"),
+            app.key.clone(),
+            queue.clone(),
+        );
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            loop {
+                // Taken in its own statement so the lock is not held across the request.
+                let next = queue.lock().unwrap().pop();
+                let Some(body) = next else { break };
+                let response = client.post(&url).bearer_auth(&key).json(&body).send();
+                statuses.push(response.await.unwrap().status().as_u16());
+            }
+            statuses
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(sent) = tasks.join_next().await {
+        statuses.extend(sent.unwrap());
+    }
+    statuses
+}
+
 /// A valid report of the test app.
 pub fn report(version: &str, channel: &str, platform: &str, reason: &str) -> Value {
     json!({
@@ -247,6 +278,13 @@ pub fn report(version: &str, channel: &str, platform: &str, reason: &str) -> Val
         "system": { "platform": platform, "arch": "x86_64", "os_version": "10.0.22631" },
         "event": { "type": "crash", "reason": reason },
     })
+}
+
+/// The group hash of `report(version, channel, platform, reason)`.
+pub fn report_hash(version: &str, channel: &str, platform: &str, reason: &str) -> String {
+    expected_hash([
+        "editor", version, channel, platform, "x86_64", "crash", reason,
+    ])
 }
 
 /// base64 of the gzip of `bytes`.
