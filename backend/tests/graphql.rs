@@ -707,6 +707,46 @@ async fn groups_health_and_series_add_up_to_what_was_ingested(backend: Backend) 
     )
     .await;
     assert_eq!(data(&future)["timeSeries"], json!([]));
+
+    // One group, by its hash: its own series, and only it among the groups.
+    let top = graphql(
+        &app,
+        Some(&admin),
+        "query($a: ID!) { reportGroups(appId: $a, first: 1, orderBy: COUNT) { nodes { groupHash count } } }",
+        json!({ "a": id }),
+    )
+    .await;
+    let top = data(&top)["reportGroups"]["nodes"][0].clone();
+    let one_group = json!({ "groupHash": top["groupHash"] });
+    let answer = graphql(
+        &app,
+        Some(&admin),
+        series,
+        json!({ "a": id, "f": one_group }),
+    )
+    .await;
+    let reports: i64 = data(&answer)["timeSeries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reports"].as_i64().unwrap())
+        .sum();
+    assert!(
+        top["count"].as_i64().unwrap() < total,
+        "the filter must narrow"
+    );
+    assert_eq!(reports, top["count"].as_i64().unwrap(), "{answer}");
+    let only = graphql(
+        &app,
+        Some(&admin),
+        "query($a: ID!, $f: ReportFilter) { reportGroups(appId: $a, filter: $f) { nodes { groupHash } } }",
+        json!({ "a": id, "f": one_group }),
+    )
+    .await;
+    assert_eq!(
+        data(&only)["reportGroups"]["nodes"],
+        json!([{ "groupHash": top["groupHash"] }])
+    );
     app.stop().await;
 }
 

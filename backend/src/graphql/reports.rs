@@ -61,6 +61,9 @@ pub struct ReportFilter {
     pub event_type: Option<EventType>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// One group, by its hash. Usage counts belong to releases, not groups, so sessions stay
+    /// those of the release.
+    pub group_hash: Option<String>,
 }
 
 impl ReportFilter {
@@ -92,6 +95,9 @@ impl ReportFilter {
         ));
         if let Some(event_type) = self.event_type {
             condition = condition.add(G::EventType.eq(event_type.as_str()));
+        }
+        if let Some(hash) = &self.group_hash {
+            condition = condition.add(G::GroupHash.eq(hash.trim().to_lowercase()));
         }
         condition
     }

@@ -26,9 +26,9 @@ async fn fetch(
 ) -> Result<Group, ApiError> {
     let variables = group_page::Variables {
         app_id,
-        group_hash,
-        // The API finds groups by their release dimensions; the hash picks the one.
+        group_hash: group_hash.clone(),
         filter: group_page::ReportFilter {
+            group_hash: Some(group_hash),
             version: Some(dimensions.version),
             channel: Some(dimensions.channel),
             platform: Some(dimensions.platform),
@@ -109,7 +109,7 @@ fn GroupView(group: Group, app_id: String, group_hash: String) -> impl IntoView 
         </dl>
         <section aria-labelledby="chart-title">
             <h2 id="chart-title">"Reports per day"</h2>
-            <p class="hint">{format!("All reasons of {release}, since this group was first seen.")}</p>
+            <p class="hint">{format!("Reports of this group ({release}) since it was first seen.")}</p>
             <ReportsChart bars=bars(&series, start, now, Interval::Day) interval=Interval::Day />
         </section>
         <section aria-labelledby="blobs-title">

@@ -37,6 +37,7 @@ async fn fetch(app_id: String, view: HealthView) -> Result<Rollout, ApiError> {
         app_id,
         group_by,
         filter: rollout_page::ReportFilter {
+            group_hash: None,
             event_type: view.event,
             since: Some(start.to_rfc3339()),
             version: None,
