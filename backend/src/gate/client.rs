@@ -371,7 +371,7 @@ fn row(metric: &MetricResult) -> [String; 7] {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::gate::evaluate::{Baseline, Measured, ReleaseCounts, evaluate};
+    use crate::gate::evaluate::{Baseline, evaluate, measured};
     use crate::gate::policy::GatePolicy;
 
     fn args() -> GateArgs {
@@ -385,18 +385,6 @@ mod tests {
             arch: None,
             baseline: None,
             json: false,
-        }
-    }
-
-    fn measured(version: &str, sessions: u64, crashes: u64) -> Measured {
-        Measured {
-            version: version.to_owned(),
-            window: None,
-            counts: ReleaseCounts {
-                sessions,
-                crashes,
-                ..ReleaseCounts::default()
-            },
         }
     }
 

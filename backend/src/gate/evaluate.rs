@@ -84,6 +84,20 @@ pub struct Measured {
     pub counts: ReleaseCounts,
 }
 
+/// A version with only sessions and crashes, windowless: the fixture of the gate's tests.
+#[cfg(test)]
+pub(crate) fn measured(version: &str, sessions: u64, crashes: u64) -> Measured {
+    Measured {
+        version: version.to_owned(),
+        window: None,
+        counts: ReleaseCounts {
+            sessions,
+            crashes,
+            ..ReleaseCounts::default()
+        },
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Baseline {
     pub measured: Measured,
@@ -465,18 +479,6 @@ impl MetricJudge<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn measured(version: &str, sessions: u64, crashes: u64) -> Measured {
-        Measured {
-            version: version.to_owned(),
-            window: None,
-            counts: ReleaseCounts {
-                sessions,
-                crashes,
-                ..ReleaseCounts::default()
-            },
-        }
-    }
 
     fn previous(sessions: u64, crashes: u64) -> Baseline {
         Baseline {
