@@ -100,9 +100,19 @@ async fn a_batch_that_fails_to_commit_answers_503_and_writes_nothing(backend: Ba
     let hash = report_hash("6.0.0", "stable", "macos", "LOST_IF_ACKNOWLEDGED");
 
     break_commits(&app).await;
-    // Concurrent, so several requests share each failing transaction.
-    let statuses = common::send_concurrently(&app, SENDERS, vec![body.clone(); 200]).await;
+    // Concurrent, so several requests share each failing transaction; long reasons across
+    // many groups make a flush big enough to take several statements on PostgreSQL.
+    let mut bodies = vec![body.clone(); 100];
+    bodies.extend((0..100).map(|n| report("6.0.0", "stable", "macos", &format!("{n:>250}"))));
+    let statuses = common::send_concurrently(&app, SENDERS, bodies).await;
     assert!(statuses.iter().all(|&s| s == 503), "{statuses:?}");
+    let stored_groups = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM report_groups WHERE app_id = {}",
+            app.app_id
+        ))
+        .await;
+    assert_eq!(stored_groups, 0, "no statement of a failed flush kept");
     let (status, answer) = json(app.report(&body).await).await;
     assert_eq!(status, 503);
     assert_eq!(answer["error"]["code"], "store_unavailable");

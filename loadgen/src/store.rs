@@ -55,11 +55,18 @@ impl BenchDatabase {
                     .execute_unprepared(&format!("CREATE DATABASE {name}"))
                     .await?;
                 server.close().await?;
-                let base = postgres_server_url
-                    .rsplit_once('/')
-                    .map_or(postgres_server_url, |(base, _)| base);
+                // Same server and options (`?sslmode=…`), the new database's name.
+                let (path, options) = postgres_server_url
+                    .split_once('?')
+                    .map_or((postgres_server_url, ""), |(path, query)| (path, query));
+                let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+                let options = if options.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{options}")
+                };
                 Ok(BenchDatabase {
-                    url: format!("{base}/{name}"),
+                    url: format!("{base}/{name}{options}"),
                     postgres: Some(PostgresDatabase {
                         server_url: postgres_server_url.to_owned(),
                         name,

@@ -5,6 +5,7 @@
 //! touches blob storage, after its count is safe.
 
 pub mod bench;
+mod counts;
 pub mod details;
 pub mod payload;
 pub mod writer;

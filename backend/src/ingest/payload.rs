@@ -90,11 +90,11 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    /// `hex(sha256(name|version|channel|platform|arch|type|reason))`, DESIGN §5 to the letter.
-    pub fn hash(&self) -> String {
+    /// The seven fields in the order of DESIGN §5 (and of the `report_groups` columns).
+    pub fn dimensions(&self) -> [&str; 7] {
         let r = &self.release;
-        let joined = [
-            r.app_name.as_str(),
+        [
+            &r.app_name,
             &r.version,
             &r.channel,
             &r.platform,
@@ -102,7 +102,11 @@ impl GroupKey {
             &self.event_type,
             &self.reason,
         ]
-        .join("|");
+    }
+
+    /// `hex(sha256(name|version|channel|platform|arch|type|reason))`, DESIGN §5 to the letter.
+    pub fn hash(&self) -> String {
+        let joined = self.dimensions().join("|");
         hex::encode(Sha256::digest(joined.as_bytes()))
     }
 }

@@ -5,18 +5,17 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{report_counts, report_groups, usage_counts};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::counts::CountStore;
 use super::payload::{GroupKey, Release, Usage};
 
 /// How many queued requests one flush may take; bounds a transaction's size.
 const MAX_JOBS_PER_FLUSH: usize = 2048;
-/// Rows per multi-row statement, well under both back ends' bind-parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// How many times the writer lets other tasks run to gather stragglers before flushing.
+const MAX_GATHER_ROUNDS: usize = 8;
 
 /// One count to add, from a report or a usage message.
 #[derive(Clone, Debug)]
@@ -77,47 +76,76 @@ impl Writer {
 }
 
 async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
+    let mut store = CountStore::new(db);
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_FLUSH);
     while jobs.recv_many(&mut batch, MAX_JOBS_PER_FLUSH).await > 0 {
-        let writes = batch.iter().flat_map(|job| job.writes.iter());
+        gather_stragglers(&mut jobs, &mut batch).await;
         let started = std::time::Instant::now();
-        let outcome = flush(&db, writes).await;
+        let outcome = store
+            .add(&fold(batch.iter().flat_map(|job| job.writes.iter())))
+            .await
+            .map_err(|e| e.to_string());
         tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "flushed");
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, jobs = batch.len(), "group commit failed");
         }
         for job in batch.drain(..) {
             // A request that gave up waiting has nobody to tell.
-            let _ = job.done.send(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| WriteError::Database(e.to_string())),
-            );
+            let _ = job.done.send(outcome.clone().map_err(WriteError::Database));
+        }
+    }
+}
+
+/// Lets the request handlers that are already running hand in their jobs before a flush.
+///
+/// Requests answered by one flush come back together; the first few wake the writer while the
+/// rest are still being parsed. Flushing at once would commit a handful and leave the others
+/// waiting for the next commit, so flushes alternate between big and tiny. Yielding costs
+/// microseconds and stops as soon as a round brings nothing new, so a lone request is not held.
+async fn gather_stragglers(jobs: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    for _ in 0..MAX_GATHER_ROUNDS {
+        if batch.len() >= MAX_JOBS_PER_FLUSH {
+            return;
+        }
+        tokio::task::yield_now().await;
+        let before = batch.len();
+        while batch.len() < MAX_JOBS_PER_FLUSH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == before {
+            return;
         }
     }
 }
 
 /// A group's share of one flush.
-struct GroupTally<'a> {
-    key: &'a GroupKey,
-    count: i64,
-    first_seen: DateTime<Utc>,
-    last_seen: DateTime<Utc>,
+pub struct GroupTally<'a> {
+    pub key: &'a GroupKey,
+    pub count: i64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
 }
 
+/// One flush's writes, added up: one entry per group, per group and hour, and per release,
+/// kind and hour, so each row is written once per flush however many requests it took.
 #[derive(Default)]
-struct Folded<'a> {
-    groups: HashMap<(i64, &'a str), GroupTally<'a>>,
-    hours: HashMap<(i64, &'a str, i64), i64>,
-    usage: HashMap<(i64, &'a Release, &'a str, i64), i64>,
+pub struct Folded<'a> {
+    /// Keyed by app id and group hash.
+    pub groups: HashMap<(i64, &'a str), GroupTally<'a>>,
+    /// Keyed by app id, group hash and hour (Unix seconds).
+    pub hours: HashMap<(i64, &'a str, i64), i64>,
+    /// Keyed by app id, release, usage kind and hour.
+    pub usage: HashMap<(i64, &'a Release, &'a str, i64), i64>,
 }
 
 fn hour_of(at: DateTime<Utc>) -> i64 {
     at.timestamp().div_euclid(3600) * 3600
 }
 
-fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
+pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
     let mut folded = Folded::default();
     for write in writes {
         match write {
@@ -155,155 +183,13 @@ fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
     folded
 }
 
-/// `table.col + excluded.col`: adds the incoming count to the stored one.
-fn add_excluded(
-    table: impl sea_orm::Iden + 'static,
-    col: impl sea_orm::Iden + Copy + 'static,
-) -> SimpleExpr {
-    Expr::col((table, col)).add(Expr::col((Alias::new("excluded"), col)))
-}
-
-async fn flush<'a>(
-    db: &DatabaseConnection,
-    writes: impl Iterator<Item = &'a Write>,
-) -> Result<(), DbErr> {
-    let folded = fold(writes);
-    let txn = db.begin().await?;
-
-    let groups: Vec<_> = folded.groups.iter().collect();
-    for chunk in groups.chunks(ROWS_PER_STATEMENT) {
-        use report_groups::Column as C;
-        let mut insert = Query::insert();
-        insert.into_table(report_groups::Entity).columns([
-            C::AppId,
-            C::GroupHash,
-            C::AppName,
-            C::Version,
-            C::Channel,
-            C::Platform,
-            C::Arch,
-            C::EventType,
-            C::Reason,
-            C::Count,
-            C::FirstSeen,
-            C::LastSeen,
-            C::BlobCount,
-        ]);
-        for ((app_id, hash), group) in chunk {
-            let key = group.key;
-            let r = &key.release;
-            insert
-                .values([
-                    (*app_id).into(),
-                    (*hash).into(),
-                    r.app_name.as_str().into(),
-                    r.version.as_str().into(),
-                    r.channel.as_str().into(),
-                    r.platform.as_str().into(),
-                    r.arch.as_str().into(),
-                    key.event_type.as_str().into(),
-                    key.reason.as_str().into(),
-                    group.count.into(),
-                    group.first_seen.into(),
-                    group.last_seen.into(),
-                    0i32.into(),
-                ])
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-        }
-        insert.on_conflict(
-            OnConflict::columns([C::AppId, C::GroupHash])
-                .value(C::Count, add_excluded(report_groups::Entity, C::Count))
-                .value(
-                    C::LastSeen,
-                    Expr::col((Alias::new("excluded"), C::LastSeen)),
-                )
-                .to_owned(),
-        );
-        txn.execute(&insert).await?;
-    }
-
-    let hours: Vec<_> = folded.hours.iter().collect();
-    for chunk in hours.chunks(ROWS_PER_STATEMENT) {
-        use report_counts::Column as C;
-        let mut insert = Query::insert();
-        insert.into_table(report_counts::Entity).columns([
-            C::AppId,
-            C::GroupHash,
-            C::Hour,
-            C::Count,
-        ]);
-        for ((app_id, hash, hour), count) in chunk {
-            insert
-                .values([
-                    (*app_id).into(),
-                    (*hash).into(),
-                    (*hour).into(),
-                    (**count).into(),
-                ])
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-        }
-        insert.on_conflict(
-            OnConflict::columns([C::AppId, C::GroupHash, C::Hour])
-                .value(C::Count, add_excluded(report_counts::Entity, C::Count))
-                .to_owned(),
-        );
-        txn.execute(&insert).await?;
-    }
-
-    let usage: Vec<_> = folded.usage.iter().collect();
-    for chunk in usage.chunks(ROWS_PER_STATEMENT) {
-        use usage_counts::Column as C;
-        let mut insert = Query::insert();
-        insert.into_table(usage_counts::Entity).columns([
-            C::AppId,
-            C::Version,
-            C::Channel,
-            C::Platform,
-            C::Arch,
-            C::Kind,
-            C::Hour,
-            C::Count,
-        ]);
-        for ((app_id, r, kind, hour), count) in chunk {
-            insert
-                .values([
-                    (*app_id).into(),
-                    r.version.as_str().into(),
-                    r.channel.as_str().into(),
-                    r.platform.as_str().into(),
-                    r.arch.as_str().into(),
-                    (*kind).into(),
-                    (*hour).into(),
-                    (**count).into(),
-                ])
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-        }
-        insert.on_conflict(
-            OnConflict::columns([
-                C::AppId,
-                C::Version,
-                C::Channel,
-                C::Platform,
-                C::Arch,
-                C::Kind,
-                C::Hour,
-            ])
-            .value(C::Count, add_excluded(usage_counts::Entity, C::Count))
-            .to_owned(),
-        );
-        txn.execute(&insert).await?;
-    }
-
-    txn.commit().await
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use sea_orm::{ActiveModelTrait, ConnectOptions, Database, EntityTrait, Set};
+    use sea_orm::{ActiveModelTrait, ConnectOptions, Database, EntityTrait, Set, TransactionTrait};
     use tokio::task::JoinSet;
 
-    fn key(reason: &str) -> GroupKey {
+    pub(crate) fn key(reason: &str) -> GroupKey {
         GroupKey {
             release: Release {
                 app_name: "editor".into(),
@@ -344,14 +230,13 @@ mod tests {
         assert_eq!(folded.hours[&(1, a.hash().as_str(), 7200)], 2);
     }
 
-    /// An in-memory SQLite database on one connection, so a test can hold it; no tables yet.
-    async fn single_connection_db() -> DatabaseConnection {
-        let mut options = ConnectOptions::new("sqlite::memory:");
-        options
-            .max_connections(1)
-            .min_connections(1)
-            .sqlx_logging(false);
-        Database::connect(options).await.expect("in-memory SQLite")
+    /// A SQLite file on a pool of two connections: the writer holds one once it has flushed,
+    /// the test reads through the other. No tables yet.
+    async fn two_connection_db(dir: &tempfile::TempDir) -> DatabaseConnection {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let mut options = ConnectOptions::new(url);
+        options.max_connections(2).sqlx_logging(false);
+        Database::connect(options).await.expect("SQLite file")
     }
 
     /// Migrates and creates an app; its id.
@@ -379,7 +264,7 @@ mod tests {
         .id
     }
 
-    fn report(app_id: i64, reason: &str) -> Vec<Write> {
+    pub(crate) fn report(app_id: i64, reason: &str) -> Vec<Write> {
         let key = key(reason);
         vec![Write::Report {
             app_id,
@@ -390,7 +275,7 @@ mod tests {
     }
 
     async fn stored_count(db: &DatabaseConnection) -> i64 {
-        report_groups::Entity::find()
+        entity::report_groups::Entity::find()
             .all(db)
             .await
             .expect("report_groups")
@@ -401,7 +286,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_request_of_a_failed_flush_gets_the_error_and_the_writer_carries_on() {
-        let db = single_connection_db().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = two_connection_db(&dir).await;
         let (writer, task) = Writer::spawn(db.clone(), 64);
         let mut requests = JoinSet::new();
         for n in 0..16 {
@@ -432,10 +318,14 @@ mod tests {
     async fn a_full_queue_sheds_requests_instead_of_holding_them() {
         const CAPACITY: usize = 4;
         const REQUESTS: usize = 64;
-        let db = single_connection_db().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = two_connection_db(&dir).await;
         let app_id = migrate_with_app(&db).await;
-        // Holding the only connection stalls the writer's first flush.
-        let stall = db.begin().await.expect("begin");
+        // Holding both connections stalls the writer's first flush.
+        let stall = (
+            db.begin().await.expect("begin"),
+            db.begin().await.expect("begin"),
+        );
         let (writer, task) = Writer::spawn(db.clone(), CAPACITY);
         let mut requests = JoinSet::new();
         for _ in 0..REQUESTS {
@@ -455,7 +345,8 @@ mod tests {
                 "{outcome:?}"
             );
         }
-        stall.rollback().await.expect("rollback");
+        stall.0.rollback().await.expect("rollback");
+        stall.1.rollback().await.expect("rollback");
         let mut committed = 0;
         while let Some(outcome) = requests.join_next().await {
             match outcome.expect("task") {
