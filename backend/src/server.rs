@@ -22,6 +22,7 @@ use crate::auth::jwt::{self, SessionKeys};
 use crate::auth::login::Logins;
 use crate::blobs::{BlobError, BlobStore, LinkSigner};
 use crate::config::Config;
+use crate::db::WriteGate;
 use crate::error::{ApiError, ServiceError};
 use crate::graphql::{self, ApiSchema};
 use crate::ingest::writer::Writer;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub keys: KeyCache,
     pub limits: RateLimits,
     pub writer: Writer,
+    /// Taken around every SQLite write outside the writer too (see `db::WriteGate`).
+    pub write_gate: WriteGate,
     pub blobs: BlobStore,
     pub schema: ApiSchema,
     pub sessions: SessionKeys,
@@ -103,7 +106,9 @@ impl Server {
                 addr: config.bind_addr,
                 source,
             })?;
-        let (writer, writer_task) = Writer::spawn(db.clone(), WRITE_QUEUE_CAPACITY);
+        let write_gate = WriteGate::for_url(&config.database_url);
+        let (writer, writer_task) =
+            Writer::spawn(db.clone(), write_gate.clone(), WRITE_QUEUE_CAPACITY);
         let state = AppState(Arc::new(Shared {
             keys: KeyCache::new(config.reports.key_cache_ttl),
             limits: RateLimits::new(
@@ -113,6 +118,7 @@ impl Server {
             config,
             db,
             writer,
+            write_gate,
             blobs,
             schema: graphql::build_schema(),
             sessions: SessionKeys::new(&secret),

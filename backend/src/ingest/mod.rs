@@ -321,6 +321,7 @@ async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Detail
             .filter(report_groups::Column::GroupHash.eq(hash))
     };
     // Reserve a slot first, so concurrent reports cannot push the group past its cap.
+    let gate = state.write_gate.enter().await;
     let reserved = in_group()
         .col_expr(
             report_groups::Column::BlobCount,
@@ -329,6 +330,7 @@ async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Detail
         .filter(report_groups::Column::BlobCount.lt(cap))
         .exec(&state.db)
         .await;
+    drop(gate);
     match reserved {
         Ok(result) if result.rows_affected == 1 => {}
         Ok(_) => return false,
@@ -338,6 +340,7 @@ async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Detail
         }
     }
     let release = || async {
+        let _gate = state.write_gate.enter().await;
         let released = in_group()
             .col_expr(
                 report_groups::Column::BlobCount,
@@ -373,7 +376,11 @@ async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Detail
         size_decompressed: Set(details.decompressed_len as i64),
         created_at: Set(Utc::now()),
     };
-    if let Err(e) = row.insert(&state.db).await {
+    let inserted = {
+        let _gate = state.write_gate.enter().await;
+        row.insert(&state.db).await
+    };
+    if let Err(e) = inserted {
         tracing::warn!(error = %e, "blob row not written; removing the object");
         if let Err(e) = state.blobs.delete(&key).await {
             tracing::warn!(error = %e, key, "orphaned blob object");

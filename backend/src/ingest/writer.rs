@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::counts::CountStore;
 use super::payload::{GroupKey, Release, Usage};
+use crate::db::WriteGate;
 
 /// How many queued requests one flush may take; bounds a transaction's size.
 const MAX_JOBS_PER_FLUSH: usize = 2048;
@@ -56,9 +57,13 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task. It ends once every `Writer` is dropped and the queue is drained.
-    pub fn spawn(db: DatabaseConnection, queue_capacity: usize) -> (Writer, JoinHandle<()>) {
+    pub fn spawn(
+        db: DatabaseConnection,
+        gate: WriteGate,
+        queue_capacity: usize,
+    ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(queue_capacity);
-        let task = tokio::spawn(run(db, jobs));
+        let task = tokio::spawn(run(db, gate, jobs));
         (Writer { queue }, task)
     }
 
@@ -75,16 +80,19 @@ impl Writer {
     }
 }
 
-async fn run(db: DatabaseConnection, mut jobs: mpsc::Receiver<Job>) {
+async fn run(db: DatabaseConnection, gate: WriteGate, mut jobs: mpsc::Receiver<Job>) {
     let mut store = CountStore::new(db);
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_FLUSH);
     while jobs.recv_many(&mut batch, MAX_JOBS_PER_FLUSH).await > 0 {
         gather_stragglers(&mut jobs, &mut batch).await;
         let started = std::time::Instant::now();
-        let outcome = store
-            .add(&fold(batch.iter().flat_map(|job| job.writes.iter())))
-            .await
-            .map_err(|e| e.to_string());
+        let outcome = {
+            let _gate = gate.enter().await;
+            store
+                .add(&fold(batch.iter().flat_map(|job| job.writes.iter())))
+                .await
+                .map_err(|e| e.to_string())
+        };
         tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "flushed");
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, jobs = batch.len(), "group commit failed");
@@ -288,7 +296,7 @@ pub(crate) mod tests {
     async fn every_request_of_a_failed_flush_gets_the_error_and_the_writer_carries_on() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = two_connection_db(&dir).await;
-        let (writer, task) = Writer::spawn(db.clone(), 64);
+        let (writer, task) = Writer::spawn(db.clone(), WriteGate::default(), 64);
         let mut requests = JoinSet::new();
         for n in 0..16 {
             let writer = writer.clone();
@@ -326,7 +334,7 @@ pub(crate) mod tests {
             db.begin().await.expect("begin"),
             db.begin().await.expect("begin"),
         );
-        let (writer, task) = Writer::spawn(db.clone(), CAPACITY);
+        let (writer, task) = Writer::spawn(db.clone(), WriteGate::default(), CAPACITY);
         let mut requests = JoinSet::new();
         for _ in 0..REQUESTS {
             let writer = writer.clone();
