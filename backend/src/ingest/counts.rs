@@ -118,6 +118,18 @@ impl CountStore {
         }
     }
 
+    /// Says goodbye to the database instead of leaving it a reset connection.
+    pub async fn close(self) {
+        let closed = match self.held {
+            Some((Held::Postgres(conn), _)) => conn.close().await,
+            Some((Held::Sqlite(conn), _)) => conn.close().await,
+            None => Ok(()),
+        };
+        if let Err(e) = closed {
+            tracing::debug!(error = %e, "closing the writer's connection");
+        }
+    }
+
     async fn connect(&self) -> Result<Held, sqlx::Error> {
         Ok(match self.db.get_database_backend() {
             DatabaseBackend::Postgres => {

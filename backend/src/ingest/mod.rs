@@ -21,7 +21,7 @@ use chrono::Utc;
 use entity::{report_blobs, report_groups};
 use http_body_util::BodyExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::{Value, json};
 
 use crate::blobs::storage_key;
@@ -313,80 +313,86 @@ async fn usage(
 
 /// Keeps the details as a blob when the group is under its cap. The count is already
 /// committed, so any failure here only means `details_stored: false`.
+///
+/// The object is stored first and the slot is taken in the same transaction as the blob row,
+/// one commit per blob; a full group is seen by a read and costs no write and no upload.
 async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Details) -> bool {
     let cap = state.config.reports.max_blobs_per_group;
     let in_group = || {
-        report_groups::Entity::update_many()
+        report_groups::Entity::find()
             .filter(report_groups::Column::AppId.eq(app_id))
             .filter(report_groups::Column::GroupHash.eq(hash))
     };
-    // Reserve a slot first, so concurrent reports cannot push the group past its cap.
-    let gate = state.write_gate.enter().await;
-    let reserved = in_group()
-        .col_expr(
-            report_groups::Column::BlobCount,
-            Expr::col(report_groups::Column::BlobCount).add(1),
-        )
-        .filter(report_groups::Column::BlobCount.lt(cap))
-        .exec(&state.db)
-        .await;
-    drop(gate);
-    match reserved {
-        Ok(result) if result.rows_affected == 1 => {}
+    match in_group().one(&state.db).await {
+        Ok(Some(group)) if i64::from(group.blob_count) < i64::from(cap) => {}
         Ok(_) => return false,
         Err(e) => {
-            tracing::warn!(error = %e, "could not reserve a blob slot");
+            tracing::warn!(error = %e, "could not read the group's blob count");
             return false;
         }
     }
-    let release = || async {
-        let _gate = state.write_gate.enter().await;
-        let released = in_group()
-            .col_expr(
-                report_groups::Column::BlobCount,
-                Expr::col(report_groups::Column::BlobCount).sub(1),
-            )
-            .exec(&state.db)
-            .await;
-        if let Err(e) = released {
-            tracing::warn!(error = %e, "could not release a blob slot");
-        }
-    };
     let blob_id = match crate::secrets::random_bytes::<16>() {
         Ok(bytes) => hex::encode(bytes),
         Err(e) => {
             tracing::error!(error = %e, "no blob id");
-            release().await;
             return false;
         }
     };
     let key = storage_key(&state.config.reports.storage_prefix, app_id, hash, &blob_id);
-    let size_compressed = details.gzip.len() as i64;
-    if let Err(e) = state.blobs.put(&key, Bytes::from(details.gzip)).await {
-        tracing::warn!(error = %e, "details not stored");
-        release().await;
-        return false;
-    }
     let row = report_blobs::ActiveModel {
         id: Set(blob_id),
         app_id: Set(app_id),
         group_hash: Set(hash.to_owned()),
         storage_key: Set(key.clone()),
-        size_compressed: Set(size_compressed),
+        size_compressed: Set(details.gzip.len() as i64),
         size_decompressed: Set(details.decompressed_len as i64),
         created_at: Set(Utc::now()),
     };
-    let inserted = {
-        let _gate = state.write_gate.enter().await;
-        row.insert(&state.db).await
-    };
-    if let Err(e) = inserted {
-        tracing::warn!(error = %e, "blob row not written; removing the object");
-        if let Err(e) = state.blobs.delete(&key).await {
-            tracing::warn!(error = %e, key, "orphaned blob object");
-        }
-        release().await;
+    if let Err(e) = state.blobs.put(&key, Bytes::from(details.gzip)).await {
+        tracing::warn!(error = %e, "details not stored");
         return false;
     }
-    true
+    let recorded = {
+        let _gate = state.write_gate.enter().await;
+        record_blob(state, app_id, hash, cap, row).await
+    };
+    match recorded {
+        Ok(true) => return true,
+        // Concurrent reports took the last slots between the read and the update.
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "blob row not written; removing the object"),
+    }
+    if let Err(e) = state.blobs.delete(&key).await {
+        tracing::warn!(error = %e, key, "orphaned blob object");
+    }
+    false
+}
+
+/// Takes one of the group's blob slots and writes the blob's row, atomically; `false` when
+/// the group is full. The conditional UPDATE keeps the cap under concurrency.
+async fn record_blob(
+    state: &AppState,
+    app_id: i64,
+    hash: &str,
+    cap: u32,
+    row: report_blobs::ActiveModel,
+) -> Result<bool, sea_orm::DbErr> {
+    let txn = state.db.begin().await?;
+    let reserved = report_groups::Entity::update_many()
+        .col_expr(
+            report_groups::Column::BlobCount,
+            Expr::col(report_groups::Column::BlobCount).add(1),
+        )
+        .filter(report_groups::Column::AppId.eq(app_id))
+        .filter(report_groups::Column::GroupHash.eq(hash))
+        .filter(report_groups::Column::BlobCount.lt(cap))
+        .exec(&txn)
+        .await?;
+    if reserved.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    row.insert(&txn).await?;
+    txn.commit().await?;
+    Ok(true)
 }

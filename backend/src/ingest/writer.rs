@@ -102,6 +102,7 @@ async fn run(db: DatabaseConnection, gate: WriteGate, mut jobs: mpsc::Receiver<J
             let _ = job.done.send(outcome.clone().map_err(WriteError::Database));
         }
     }
+    store.close().await;
 }
 
 /// Lets the request handlers that are already running hand in their jobs before a flush.
