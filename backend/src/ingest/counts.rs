@@ -13,6 +13,7 @@
 //! WITH and no round trips to save (it runs in-process), so there a flush is a transaction of
 //! multi-row upserts.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -28,26 +29,36 @@ const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// SQLite rows per multi-row statement, well under its bind-parameter limit.
 const SQLITE_ROWS_PER_STATEMENT: usize = 500;
 
-const POSTGRES_FLUSH: &str = "\
-WITH groups AS (
-    INSERT INTO report_groups (app_id, group_hash, app_name, version, channel, platform, arch,
-                               event_type, reason, count, first_seen, last_seen, blob_count)
-    SELECT g.*, 0 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[],
-                              $11::timestamptz[], $12::timestamptz[]) AS g
-    ON CONFLICT (app_id, group_hash) DO UPDATE
-        SET count = report_groups.count + excluded.count, last_seen = excluded.last_seen
-), hours AS (
-    INSERT INTO report_counts (app_id, group_hash, hour, count)
-    SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[])
-    ON CONFLICT (app_id, group_hash, hour) DO UPDATE
-        SET count = report_counts.count + excluded.count
-)
-INSERT INTO usage_counts (app_id, version, channel, platform, arch, kind, hour, count)
-SELECT * FROM unnest($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[],
-                     $22::text[], $23::int8[], $24::int8[])
-ON CONFLICT (app_id, version, channel, platform, arch, kind, hour) DO UPDATE
-    SET count = usage_counts.count + excluded.count";
+// Each table's columns and what an existing row gets, shared by both back ends, which
+// differ only in how the rows arrive.
+const GROUPS_INSERT: &str = "INSERT INTO report_groups (app_id, group_hash, app_name, version, \
+     channel, platform, arch, event_type, reason, count, first_seen, last_seen, blob_count)";
+const GROUPS_ON_CONFLICT: &str = "ON CONFLICT (app_id, group_hash) DO UPDATE \
+     SET count = report_groups.count + excluded.count, last_seen = excluded.last_seen";
+const HOURS_INSERT: &str = "INSERT INTO report_counts (app_id, group_hash, hour, count)";
+const HOURS_ON_CONFLICT: &str = "ON CONFLICT (app_id, group_hash, hour) DO UPDATE \
+     SET count = report_counts.count + excluded.count";
+const USAGE_INSERT: &str =
+    "INSERT INTO usage_counts (app_id, version, channel, platform, arch, kind, hour, count)";
+const USAGE_ON_CONFLICT: &str = "ON CONFLICT (app_id, version, channel, platform, arch, kind, \
+     hour) DO UPDATE SET count = usage_counts.count + excluded.count";
+
+static POSTGRES_FLUSH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH groups AS ({GROUPS_INSERT} \
+             SELECT g.*, 0 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], \
+                 $11::timestamptz[], $12::timestamptz[]) AS g \
+             {GROUPS_ON_CONFLICT}), \
+         hours AS ({HOURS_INSERT} \
+             SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[]) \
+             {HOURS_ON_CONFLICT}) \
+         {USAGE_INSERT} \
+         SELECT * FROM unnest($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], \
+             $22::text[], $23::int8[], $24::int8[]) \
+         {USAGE_ON_CONFLICT}"
+    )
+});
 
 enum Held {
     Postgres(PoolConnection<Postgres>),
@@ -66,6 +77,14 @@ impl Held {
         match self {
             Held::Postgres(conn) => add_postgres(conn, folded).await,
             Held::Sqlite(conn) => add_sqlite(conn, folded).await,
+        }
+    }
+
+    /// Closes the connection politely, telling the server goodbye.
+    async fn close(self) -> Result<(), sqlx::Error> {
+        match self {
+            Held::Postgres(conn) => conn.close().await,
+            Held::Sqlite(conn) => conn.close().await,
         }
     }
 
@@ -120,12 +139,8 @@ impl CountStore {
 
     /// Says goodbye to the database instead of leaving it a reset connection.
     pub async fn close(self) {
-        let closed = match self.held {
-            Some((Held::Postgres(conn), _)) => conn.close().await,
-            Some((Held::Sqlite(conn), _)) => conn.close().await,
-            None => Ok(()),
-        };
-        if let Err(e) = closed {
+        let Some((held, _)) = self.held else { return };
+        if let Err(e) = held.close().await {
             tracing::debug!(error = %e, "closing the writer's connection");
         }
     }
@@ -238,7 +253,7 @@ async fn execute_postgres(
     conn: &mut PgConnection,
     rows: PostgresRows<'_>,
 ) -> Result<(), sqlx::Error> {
-    let mut query = sqlx::query(POSTGRES_FLUSH)
+    let mut query = sqlx::query(POSTGRES_FLUSH.as_str())
         .bind(rows.group_app)
         .bind(rows.group_hash);
     for column in rows.group_dims {
@@ -291,10 +306,8 @@ async fn add_sqlite(
 
     let groups: Vec<_> = folded.groups.iter().collect();
     for chunk in groups.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO report_groups (app_id, group_hash, app_name, version, channel, \
-             platform, arch, event_type, reason, count, first_seen, last_seen, blob_count) ",
-        );
+        let mut insert = QueryBuilder::<Sqlite>::new(GROUPS_INSERT);
+        insert.push(" ");
         insert.push_values(chunk, |mut row, ((app_id, hash), group)| {
             row.push_bind(*app_id).push_bind(*hash);
             for value in group.key.dimensions() {
@@ -305,37 +318,28 @@ async fn add_sqlite(
                 .push_bind(group.last_seen)
                 .push_bind(0i32);
         });
-        insert.push(
-            " ON CONFLICT (app_id, group_hash) DO UPDATE \
-             SET count = report_groups.count + excluded.count, last_seen = excluded.last_seen",
-        );
+        insert.push(" ").push(GROUPS_ON_CONFLICT);
         insert.build().execute(&mut *txn).await?;
     }
 
     let hours: Vec<_> = folded.hours.iter().collect();
     for chunk in hours.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO report_counts (app_id, group_hash, hour, count) ",
-        );
+        let mut insert = QueryBuilder::<Sqlite>::new(HOURS_INSERT);
+        insert.push(" ");
         insert.push_values(chunk, |mut row, ((app_id, hash, hour), count)| {
             row.push_bind(*app_id)
                 .push_bind(*hash)
                 .push_bind(*hour)
                 .push_bind(**count);
         });
-        insert.push(
-            " ON CONFLICT (app_id, group_hash, hour) DO UPDATE \
-             SET count = report_counts.count + excluded.count",
-        );
+        insert.push(" ").push(HOURS_ON_CONFLICT);
         insert.build().execute(&mut *txn).await?;
     }
 
     let usage: Vec<_> = folded.usage.iter().collect();
     for chunk in usage.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO usage_counts (app_id, version, channel, platform, arch, kind, hour, \
-             count) ",
-        );
+        let mut insert = QueryBuilder::<Sqlite>::new(USAGE_INSERT);
+        insert.push(" ");
         insert.push_values(chunk, |mut row, ((app_id, release, kind, hour), count)| {
             row.push_bind(*app_id);
             for value in usage_dimensions(release, kind) {
@@ -343,10 +347,7 @@ async fn add_sqlite(
             }
             row.push_bind(*hour).push_bind(**count);
         });
-        insert.push(
-            " ON CONFLICT (app_id, version, channel, platform, arch, kind, hour) DO UPDATE \
-             SET count = usage_counts.count + excluded.count",
-        );
+        insert.push(" ").push(USAGE_ON_CONFLICT);
         insert.build().execute(&mut *txn).await?;
     }
 

@@ -318,12 +318,12 @@ async fn usage(
 /// one commit per blob; a full group is seen by a read and costs no write and no upload.
 async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Details) -> bool {
     let cap = state.config.reports.max_blobs_per_group;
-    let in_group = || {
-        report_groups::Entity::find()
-            .filter(report_groups::Column::AppId.eq(app_id))
-            .filter(report_groups::Column::GroupHash.eq(hash))
-    };
-    match in_group().one(&state.db).await {
+    let group = report_groups::Entity::find()
+        .filter(report_groups::Column::AppId.eq(app_id))
+        .filter(report_groups::Column::GroupHash.eq(hash))
+        .one(&state.db)
+        .await;
+    match group {
         Ok(Some(group)) if i64::from(group.blob_count) < i64::from(cap) => {}
         Ok(_) => return false,
         Err(e) => {
