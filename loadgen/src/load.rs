@@ -30,8 +30,9 @@ pub struct Target {
 pub enum Pace {
     /// Each connection sends its next request as soon as the previous one is answered.
     AsFastAsAnswered,
-    /// Requests are due at this many per second in all, spread over the connections; latency
-    /// counts from when a request was due, so a slow answer also delays what queues behind it.
+    /// Requests are due at this many per second in all, each taken by whichever connection is
+    /// free, as requests from many devices would be; latency counts from when a request was
+    /// due, so when every connection is busy the wait for one is counted too.
     PerSecond(f64),
 }
 
@@ -64,11 +65,7 @@ impl Outcome {
 
     /// The latency at quantile `q` (0..=1) in milliseconds.
     pub fn latency_ms(&self, q: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = (q * (self.latencies_us.len() - 1) as f64).round() as usize;
-        f64::from(self.latencies_us[rank]) / 1000.0
+        quantile_ms(&self.latencies_us, q)
     }
 
     fn absorb(&mut self, other: Outcome) {
@@ -80,17 +77,27 @@ impl Outcome {
     }
 }
 
+/// The value at quantile `q` (0..=1) of sorted microseconds, in milliseconds; NaN if empty.
+pub fn quantile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * (sorted_us.len() - 1) as f64).round() as usize;
+    f64::from(sorted_us[rank]) / 1000.0
+}
+
 /// Runs `plan` against `target`, cycling through `bodies`.
 pub async fn run(target: Arc<Target>, bodies: Arc<Vec<Bytes>>, plan: Plan) -> Outcome {
     let start = Instant::now();
     let next_body = Arc::new(AtomicU64::new(0));
+    let next_slot = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..plan.connections)
-        .map(|index| {
+        .map(|_| {
             let worker = Worker {
-                index,
                 target: target.clone(),
                 bodies: bodies.clone(),
                 next_body: next_body.clone(),
+                next_slot: next_slot.clone(),
                 plan,
                 start,
             };
@@ -112,10 +119,11 @@ pub async fn run(target: Arc<Target>, bodies: Arc<Vec<Bytes>>, plan: Plan) -> Ou
 }
 
 struct Worker {
-    index: usize,
     target: Arc<Target>,
     bodies: Arc<Vec<Bytes>>,
     next_body: Arc<AtomicU64>,
+    /// The next request of the paced schedule that no connection has taken yet.
+    next_slot: Arc<AtomicU64>,
     plan: Plan,
     start: Instant,
 }
@@ -125,7 +133,6 @@ impl Worker {
         let window_start = self.start + self.plan.warmup;
         let end = window_start + self.plan.measured;
         let mut tally = Outcome::default();
-        let mut sent = 0u64;
         'connections: while Instant::now() < end {
             let Some(mut connection) = self.connect().await else {
                 tally.transport_errors += 1;
@@ -136,8 +143,7 @@ impl Worker {
                 let due = match self.plan.pace {
                     Pace::AsFastAsAnswered => Instant::now(),
                     Pace::PerSecond(rate) => {
-                        // Worker i sends requests i, i + n, i + 2n, … of the whole schedule.
-                        let slot = sent * self.plan.connections as u64 + self.index as u64;
+                        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
                         let due = self.start + Duration::from_secs_f64(slot as f64 / rate);
                         tokio::time::sleep_until(due).await;
                         due
@@ -146,7 +152,6 @@ impl Worker {
                 if due >= end {
                     break 'connections;
                 }
-                sent += 1;
                 let status = match self.send(&mut connection).await {
                     Ok(status) => status,
                     Err(_) => {

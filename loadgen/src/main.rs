@@ -2,16 +2,19 @@
 //!
 //! For each database back end it starts `rollwatch serve` on a fresh data dir and database,
 //! creates an app, and for each scenario measures, over loopback from this process:
-//! the do-nothing endpoint (`POST /bench/noop`, same JSON), ingestion at full load, and
-//! ingestion at half that load. After every ingestion run it checks that the database holds
-//! exactly as many reports as were answered 202, and prints a markdown table.
+//! the do-nothing endpoint (`POST /bench/noop`, same JSON) and ingestion, each at full load
+//! and at half of ingestion's maximum, with the disk's own `fdatasync` latency probed beside
+//! every run. After every ingestion run it checks that the database holds exactly as many
+//! reports as were answered 202, and prints a markdown table.
 
+mod cpu;
+mod disk;
 mod load;
 mod payloads;
 mod server;
 mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,8 @@ use clap::Parser;
 use hyper::header::HeaderValue;
 use sea_orm::{Database, DatabaseConnection, DbErr};
 
+use cpu::CpuReading;
+use disk::{DiskLatency, DiskProbe};
 use load::{Outcome, Pace, Plan, Target};
 use payloads::Scenario;
 use server::Rollwatch;
@@ -93,6 +98,10 @@ struct Row {
     outcome: Outcome,
     /// For ingestion runs: what the database gained during the run.
     stored: Option<StoredTotals>,
+    /// The disk's `fdatasync` latency during the run.
+    disk: DiskLatency,
+    /// CPU µs per answered request, "server / PostgreSQL".
+    cpu: String,
 }
 
 impl Row {
@@ -155,7 +164,7 @@ fn machine() -> String {
 
 async fn bench_backend(
     args: &Args,
-    binary: &std::path::Path,
+    binary: &Path,
     backend: Backend,
 ) -> Result<Vec<Row>, BenchError> {
     let data_dir = std::env::temp_dir().join(format!(
@@ -220,36 +229,38 @@ async fn bench_backend(
     );
     println!(concat!(
         "| scenario | endpoint | load | reports/s | p50 ms | p99 ms | non-202 | errors ",
-        "| 202s | stored (groups / hourly) | check |\n",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| 202s | stored (groups / hourly) | check | CPU µs/request server / PG ",
+        "| disk fsync p99 / max ms |\n",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     ));
     let mut rows = Vec::new();
     let mut body_sizes = Vec::new();
     for &scenario in &args.scenarios {
         let bodies = Arc::new(scenario.bodies(APP_NAME)?);
-        let noop_run = load::run(noop.clone(), bodies.clone(), plan).await;
-        print_row(&Row {
+        let run = Run {
+            server_pid: server.pid(),
+            data_dir: &data_dir,
+            bodies: &bodies,
             scenario,
-            endpoint: noop.path,
-            load: "max".to_owned(),
-            outcome: noop_run,
-            stored: None,
-        });
-        let max = ingest_run(&db, &ingest, &bodies, plan, scenario, "max".to_owned()).await?;
+        };
+        print_row(&run.measure(&noop, None, plan, "max".to_owned()).await?);
+        let max = run
+            .measure(&ingest, Some(&db), plan, "max".to_owned())
+            .await?;
         print_row(&max);
         let half_rate = max.outcome.accepted_per_second() / 2.0;
-        let half = ingest_run(
-            &db,
-            &ingest,
-            &bodies,
-            Plan {
-                pace: Pace::PerSecond(half_rate.max(1.0)),
-                ..plan
-            },
-            scenario,
-            format!("50% ({:.0}/s)", half_rate),
-        )
-        .await?;
+        let half_plan = Plan {
+            pace: Pace::PerSecond(half_rate.max(1.0)),
+            ..plan
+        };
+        let half_load = format!("50% ({half_rate:.0}/s)");
+        print_row(
+            &run.measure(&noop, None, half_plan, half_load.clone())
+                .await?,
+        );
+        let half = run
+            .measure(&ingest, Some(&db), half_plan, half_load)
+            .await?;
         print_row(&half);
         rows.push(max);
         rows.push(half);
@@ -273,25 +284,47 @@ async fn bench_backend(
     Ok(rows)
 }
 
-/// One ingestion run, with the database's totals taken before and after it.
-async fn ingest_run(
-    db: &DatabaseConnection,
-    target: &Arc<Target>,
-    bodies: &Arc<Vec<Bytes>>,
-    plan: Plan,
+/// What every run of one scenario on one back end shares.
+struct Run<'a> {
+    server_pid: u32,
+    data_dir: &'a Path,
+    bodies: &'a Arc<Vec<Bytes>>,
     scenario: Scenario,
-    load: String,
-) -> Result<Row, BenchError> {
-    let before = store::stored_totals(db).await?;
-    let outcome = load::run(target.clone(), bodies.clone(), plan).await;
-    let after = store::stored_totals(db).await?;
-    Ok(Row {
-        scenario,
-        endpoint: target.path,
-        load,
-        outcome,
-        stored: Some(after - before),
-    })
+}
+
+impl Run<'_> {
+    /// One run against `target` with the disk probed beside it; for ingestion (`db` given),
+    /// with the database's totals taken before and after it.
+    async fn measure(
+        &self,
+        target: &Arc<Target>,
+        db: Option<&DatabaseConnection>,
+        plan: Plan,
+        load: String,
+    ) -> Result<Row, BenchError> {
+        let before = match db {
+            Some(db) => Some(store::stored_totals(db).await?),
+            None => None,
+        };
+        let probe = DiskProbe::start(self.data_dir)?;
+        let cpu_before = CpuReading::take(self.server_pid);
+        let outcome = load::run(target.clone(), self.bodies.clone(), plan).await;
+        let cpu = cpu_before.per_request(CpuReading::take(self.server_pid), outcome.accepted_total);
+        let disk = probe.finish();
+        let stored = match (db, before) {
+            (Some(db), Some(before)) => Some(store::stored_totals(db).await? - before),
+            _ => None,
+        };
+        Ok(Row {
+            scenario: self.scenario,
+            endpoint: target.path,
+            load,
+            outcome,
+            stored,
+            disk,
+            cpu,
+        })
+    }
 }
 
 fn print_row(row: &Row) {
@@ -305,7 +338,7 @@ fn print_row(row: &Row) {
         ),
     };
     println!(
-        "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {accepted} | {stored} | {check} |",
+        "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {accepted} | {stored} | {check} | {} | {} |",
         row.scenario.title(),
         row.endpoint,
         row.load,
@@ -314,5 +347,7 @@ fn print_row(row: &Row) {
         outcome.latency_ms(0.99),
         outcome.other_statuses_in_window,
         outcome.transport_errors,
+        row.cpu,
+        row.disk.summary(),
     );
 }

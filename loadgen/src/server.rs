@@ -106,6 +106,10 @@ pub struct Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.process.0.id()
+    }
+
     /// The peak resident set size so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Result<u64, BenchError> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.0.id()))?;

@@ -1,0 +1,84 @@
+//! The disk's own latency during a run, the baseline for the server's commits.
+//!
+//! Every acknowledged report waits for a durable commit, so a disk that stalls shows up in the
+//! server's tail latency however fast the code is. While a run goes on, a thread writes one
+//! 4 KiB block to a file beside the database and waits for `fdatasync`, every 10 ms, as a
+//! commit does; its latencies go into the table next to the run's, so a reader can tell a slow
+//! server from a slow disk in the same row.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::load::quantile_ms;
+
+const BLOCK: [u8; 4096] = [0x5a; 4096];
+const PERIOD: Duration = Duration::from_millis(10);
+
+/// A running probe; `finish` stops it and hands over what it measured.
+pub struct DiskProbe {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<u32>>,
+    path: PathBuf,
+}
+
+impl DiskProbe {
+    /// Starts probing with a file in `dir`.
+    pub fn start(dir: &Path) -> std::io::Result<DiskProbe> {
+        let path = dir.join("disk-probe");
+        let mut file = File::create(&path)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut latencies_us = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let synced = file
+                    .seek(SeekFrom::Start(0))
+                    .and_then(|_| file.write_all(&BLOCK))
+                    .and_then(|()| file.sync_data());
+                if synced.is_err() {
+                    break;
+                }
+                let took = started.elapsed();
+                latencies_us.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+                std::thread::sleep(PERIOD.saturating_sub(took));
+            }
+            latencies_us
+        });
+        Ok(DiskProbe { stop, thread, path })
+    }
+
+    /// Stops the probe and removes its file.
+    pub fn finish(self) -> DiskLatency {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut latencies_us = self.thread.join().unwrap_or_default();
+        let _ = std::fs::remove_file(&self.path);
+        latencies_us.sort_unstable();
+        DiskLatency { latencies_us }
+    }
+}
+
+/// `fdatasync` latencies of one run, sorted.
+#[derive(Debug, Default)]
+pub struct DiskLatency {
+    latencies_us: Vec<u32>,
+}
+
+impl DiskLatency {
+    /// "p99 / max" in milliseconds, or a dash when nothing was measured.
+    pub fn summary(&self) -> String {
+        if self.latencies_us.is_empty() {
+            return "–".to_owned();
+        }
+        format!(
+            "{:.1} / {:.1}",
+            quantile_ms(&self.latencies_us, 0.99),
+            quantile_ms(&self.latencies_us, 1.0)
+        )
+    }
+}
