@@ -39,8 +39,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The clone `cargo xtask` was run in.
+///
+/// Read at run time: `cargo run` sets `CARGO_MANIFEST_DIR` for the program it runs. The value
+/// compiled in names the clone that built the binary, and with a target dir shared between
+/// clones (CI's) cargo reuses a binary built in another clone, which would then test that one.
 fn workspace_root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir
         .parent()
         .map(PathBuf::from)
