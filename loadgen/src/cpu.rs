@@ -68,3 +68,41 @@ impl CpuReading {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_process_cpu_time_grows_by_the_work_it_does() {
+        let pid = std::process::id();
+        let before = process(pid).expect("own /proc/PID/stat");
+        let started = Instant::now();
+        let mut spins = 0u64;
+        while started.elapsed() < Duration::from_millis(300) {
+            spins = std::hint::black_box(spins.wrapping_add(1));
+        }
+        let used = process(pid)
+            .expect("own /proc/PID/stat")
+            .saturating_sub(before);
+        // 300 ms of spinning, less whatever the scheduler gave to others; ticks are 10 ms.
+        assert!(
+            used >= Duration::from_millis(100) && used <= Duration::from_millis(2000),
+            "{used:?}"
+        );
+    }
+
+    #[test]
+    fn per_request_divides_the_growth_between_two_readings() {
+        let before = CpuReading {
+            server: Duration::from_millis(1000),
+            postgres: Duration::from_millis(500),
+        };
+        let after = CpuReading {
+            server: Duration::from_millis(1300),
+            postgres: Duration::from_millis(600),
+        };
+        assert_eq!(before.per_request(after, 10_000), "30 / 10");
+    }
+}

@@ -82,3 +82,26 @@ impl DiskLatency {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_measures_syncs_and_leaves_no_file() {
+        let dir = std::env::temp_dir().join(format!("loadgen-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let probe = DiskProbe::start(&dir).expect("probe");
+        std::thread::sleep(Duration::from_millis(200));
+        let latency = probe.finish();
+        assert!(
+            latency.latencies_us.len() >= 5,
+            "{} syncs",
+            latency.latencies_us.len()
+        );
+        assert!(latency.latencies_us.is_sorted());
+        assert_ne!(latency.summary(), "–");
+        assert!(!dir.join("disk-probe").exists());
+        std::fs::remove_dir(&dir).expect("the probe's file is gone, so the dir is empty");
+    }
+}
