@@ -22,7 +22,7 @@ use entity::{report_blobs, report_groups};
 use http_body_util::BodyExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::blobs::storage_key;
 use crate::error::ApiError;
@@ -180,22 +180,48 @@ struct Accepted {
 }
 
 impl Accepted {
-    fn write(&self, app_id: i64) -> Write {
-        Write::Report {
+    /// The count to commit, and what is left to do once it is committed.
+    fn into_write(self, app_id: i64) -> (Write, Counted) {
+        let write = Write::Report {
             app_id,
-            key: self.key.clone(),
+            key: self.key,
             hash: self.hash.clone(),
             at: Utc::now(),
-        }
+        };
+        let counted = Counted {
+            app_id,
+            hash: self.hash,
+            details: self.details,
+        };
+        (write, counted)
     }
+}
 
-    /// Stores the details once the count is committed; the answer for the client.
-    async fn finish(self, state: &AppState, app_id: i64) -> Value {
+/// An accepted report whose count is committed.
+struct Counted {
+    app_id: i64,
+    hash: String,
+    details: Option<Details>,
+}
+
+/// What a client is told about one accepted report.
+#[derive(serde::Serialize)]
+struct ReportAnswer {
+    group: String,
+    details_stored: bool,
+}
+
+impl Counted {
+    /// Stores the details, if any; the answer for the client.
+    async fn finish(self, state: &AppState) -> ReportAnswer {
         let details_stored = match self.details {
-            Some(details) => keep_details(state, app_id, &self.hash, details).await,
+            Some(details) => keep_details(state, self.app_id, &self.hash, details).await,
             None => false,
         };
-        json!({ "group": self.hash, "details_stored": details_stored })
+        ReportAnswer {
+            group: self.hash,
+            details_stored,
+        }
     }
 }
 
@@ -208,11 +234,9 @@ async fn ingest(
     state.limits.check(owner.key_id, device_id(&headers)?)?;
     let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
     let accepted = judge(&state, &owner, &payload::parse(&bytes)?)?;
-    state
-        .writer
-        .submit(vec![accepted.write(owner.app_id)])
-        .await?;
-    let answer = accepted.finish(&state, owner.app_id).await;
+    let (write, counted) = accepted.into_write(owner.app_id);
+    state.writer.submit(vec![write]).await?;
+    let answer = counted.finish(&state).await;
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
@@ -232,18 +256,17 @@ async fn ingest_batch(
             max: MAX_BATCH_REPORTS,
         });
     }
-    let judged: Vec<Result<Accepted, ApiError>> = batch
+    let mut writes = Vec::with_capacity(batch.reports.len());
+    let judged: Vec<Result<Counted, ApiError>> = batch
         .reports
         .into_iter()
         .map(|value| {
             state.limits.check(owner.key_id, device)?;
-            judge(&state, &owner, &payload::parse_value(value)?)
+            let accepted = judge(&state, &owner, &payload::parse_value(value)?)?;
+            let (write, counted) = accepted.into_write(owner.app_id);
+            writes.push(write);
+            Ok(counted)
         })
-        .collect();
-    let writes: Vec<Write> = judged
-        .iter()
-        .flatten()
-        .map(|accepted| accepted.write(owner.app_id))
         .collect();
     if !writes.is_empty() {
         state.writer.submit(writes).await?;
@@ -252,8 +275,8 @@ async fn ingest_batch(
     let mut results = Vec::with_capacity(judged.len());
     for item in judged {
         results.push(match item {
-            Ok(accepted) => {
-                let mut answer = accepted.finish(&state, owner.app_id).await;
+            Ok(counted) => {
+                let mut answer = json!(counted.finish(&state).await);
                 answer["status"] = json!(StatusCode::ACCEPTED.as_u16());
                 answer
             }

@@ -1,7 +1,6 @@
 //! The report and usage payloads of DESIGN §5: parsed once, validated, normalised.
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
@@ -106,8 +105,7 @@ impl GroupKey {
 
     /// `hex(sha256(name|version|channel|platform|arch|type|reason))`, DESIGN §5 to the letter.
     pub fn hash(&self) -> String {
-        let joined = self.dimensions().join("|");
-        hex::encode(Sha256::digest(joined.as_bytes()))
+        crate::secrets::sha256_hex(&self.dimensions().join("|"))
     }
 }
 
