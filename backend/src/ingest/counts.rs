@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::pool::PoolConnection;
-use sea_orm::sqlx::{self, Connection, PgConnection, Postgres, QueryBuilder, Sqlite};
+use sea_orm::sqlx::query_builder::Separated;
+use sea_orm::sqlx::{
+    self, Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection,
+};
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
 use super::payload::Release;
@@ -303,12 +306,12 @@ async fn add_sqlite(
     folded: &Folded<'_>,
 ) -> Result<(), sqlx::Error> {
     let mut txn = conn.begin().await?;
-
     let groups: Vec<_> = folded.groups.iter().collect();
-    for chunk in groups.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(GROUPS_INSERT);
-        insert.push(" ");
-        insert.push_values(chunk, |mut row, ((app_id, hash), group)| {
+    upsert_sqlite(
+        &mut txn,
+        &groups,
+        (GROUPS_INSERT, GROUPS_ON_CONFLICT),
+        |mut row, ((app_id, hash), group)| {
             row.push_bind(*app_id).push_bind(*hash);
             for value in group.key.dimensions() {
                 row.push_bind(value);
@@ -317,41 +320,55 @@ async fn add_sqlite(
                 .push_bind(group.first_seen)
                 .push_bind(group.last_seen)
                 .push_bind(0i32);
-        });
-        insert.push(" ").push(GROUPS_ON_CONFLICT);
-        insert.build().execute(&mut *txn).await?;
-    }
-
+        },
+    )
+    .await?;
     let hours: Vec<_> = folded.hours.iter().collect();
-    for chunk in hours.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(HOURS_INSERT);
-        insert.push(" ");
-        insert.push_values(chunk, |mut row, ((app_id, hash, hour), count)| {
+    upsert_sqlite(
+        &mut txn,
+        &hours,
+        (HOURS_INSERT, HOURS_ON_CONFLICT),
+        |mut row, ((app_id, hash, hour), count)| {
             row.push_bind(*app_id)
                 .push_bind(*hash)
                 .push_bind(*hour)
                 .push_bind(**count);
-        });
-        insert.push(" ").push(HOURS_ON_CONFLICT);
-        insert.build().execute(&mut *txn).await?;
-    }
-
+        },
+    )
+    .await?;
     let usage: Vec<_> = folded.usage.iter().collect();
-    for chunk in usage.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Sqlite>::new(USAGE_INSERT);
-        insert.push(" ");
-        insert.push_values(chunk, |mut row, ((app_id, release, kind, hour), count)| {
+    upsert_sqlite(
+        &mut txn,
+        &usage,
+        (USAGE_INSERT, USAGE_ON_CONFLICT),
+        |mut row, ((app_id, release, kind, hour), count)| {
             row.push_bind(*app_id);
             for value in usage_dimensions(release, kind) {
                 row.push_bind(value);
             }
             row.push_bind(*hour).push_bind(**count);
-        });
-        insert.push(" ").push(USAGE_ON_CONFLICT);
-        insert.build().execute(&mut *txn).await?;
-    }
-
+        },
+    )
+    .await?;
     txn.commit().await
+}
+
+/// Upserts `rows` into one table, `(insert, on_conflict)` around multi-row VALUES, in
+/// statements of at most `SQLITE_ROWS_PER_STATEMENT` rows; `bind_row` binds one row's values.
+async fn upsert_sqlite<T>(
+    conn: &mut SqliteConnection,
+    rows: &[T],
+    (insert, on_conflict): (&str, &str),
+    mut bind_row: impl FnMut(Separated<'_, Sqlite, &'static str>, &T),
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut statement = QueryBuilder::<Sqlite>::new(insert);
+        statement.push(" ");
+        statement.push_values(chunk, &mut bind_row);
+        statement.push(" ").push(on_conflict);
+        statement.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
