@@ -303,7 +303,7 @@ impl Run<'_> {
         load: String,
     ) -> Result<Row, BenchError> {
         let before = match db {
-            Some(db) => Some(store::stored_totals(db).await?),
+            Some(db) => Some((db, store::stored_totals(db).await?)),
             None => None,
         };
         let probe = DiskProbe::start(self.data_dir)?;
@@ -311,9 +311,9 @@ impl Run<'_> {
         let outcome = load::run(target.clone(), self.bodies.clone(), plan).await;
         let cpu = cpu_before.per_request(CpuReading::take(self.server_pid), outcome.accepted_total);
         let disk = probe.finish();
-        let stored = match (db, before) {
-            (Some(db), Some(before)) => Some(store::stored_totals(db).await? - before),
-            _ => None,
+        let stored = match before {
+            Some((db, before)) => Some(store::stored_totals(db).await? - before),
+            None => None,
         };
         Ok(Row {
             scenario: self.scenario,
