@@ -15,11 +15,10 @@ use sea_orm::{
 
 use crate::config::Config;
 use crate::error::ServiceError;
+use crate::model::Role;
 use crate::secrets;
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
-pub const ROLE_ADMIN: &str = "admin";
-pub const ROLE_MEMBER: &str = "member";
 /// The account a fresh install starts with.
 pub const FIRST_ACCOUNT_NAME: &str = "default";
 /// The first admin's email when `ROLLWATCH_ADMIN_EMAIL` is unset.
@@ -54,20 +53,20 @@ fn check_email(email: &str) -> Result<String, ServiceError> {
             !local.is_empty() && !domain.is_empty() && !email.chars().any(char::is_whitespace)
         });
     if !valid {
-        return Err(ServiceError::Invalid {
-            field: "email",
-            message: format!("{email:?} is not an email address"),
-        });
+        return Err(ServiceError::invalid(
+            "email",
+            format!("{email:?} is not an email address"),
+        ));
     }
     Ok(email)
 }
 
 pub fn check_password(password: &str) -> Result<(), ServiceError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ServiceError::Invalid {
-            field: "password",
-            message: format!("a password needs at least {MIN_PASSWORD_CHARS} characters"),
-        });
+        return Err(ServiceError::invalid(
+            "password",
+            format!("a password needs at least {MIN_PASSWORD_CHARS} characters"),
+        ));
     }
     Ok(())
 }
@@ -84,7 +83,7 @@ pub async fn create_user(
     account_id: i64,
     email: &str,
     password: Option<&str>,
-    role: &str,
+    role: Role,
 ) -> Result<CreatedUser, ServiceError> {
     let email = check_email(email)?;
     let (password, generated_password) = match password {
@@ -111,7 +110,7 @@ pub async fn create_user(
         account_id: Set(account_id),
         email: Set(email),
         password_hash: Set(hash_password(&password)?),
-        role: Set(role.to_owned()),
+        role: Set(role.as_str().to_owned()),
         token_version: Set(0),
         disabled: Set(false),
         created_at: Set(Utc::now()),
@@ -134,10 +133,10 @@ pub async fn create_account(
 ) -> Result<(accounts::Model, CreatedUser), ServiceError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid {
-            field: "name",
-            message: "an account name has 1 to 64 printable characters".to_owned(),
-        });
+        return Err(ServiceError::invalid(
+            "name",
+            "an account name has 1 to 64 printable characters".to_owned(),
+        ));
     }
     let txn = db.begin().await?;
     if accounts::Entity::find()
@@ -157,7 +156,7 @@ pub async fn create_account(
     }
     .insert(&txn)
     .await?;
-    let admin = create_user(&txn, account.id, admin_email, admin_password, ROLE_ADMIN).await?;
+    let admin = create_user(&txn, account.id, admin_email, admin_password, Role::Admin).await?;
     txn.commit().await?;
     Ok((account, admin))
 }
@@ -182,10 +181,10 @@ pub async fn find_account(
             match all.len() {
                 1 => Ok(all.remove(0)),
                 0 => Err(ServiceError::NotFound("account")),
-                _ => Err(ServiceError::Invalid {
-                    field: "account",
-                    message: "several accounts exist: name one with --account".to_owned(),
-                }),
+                _ => Err(ServiceError::invalid(
+                    "account",
+                    "several accounts exist: name one with --account".to_owned(),
+                )),
             }
         }
     }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::blobs::BlobStore;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/blobs/{id}", get(download))

@@ -4,6 +4,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::model::FieldError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("missing report key: send Authorization: Bearer rpk_…")]
@@ -100,17 +102,20 @@ impl ApiError {
 /// Failures of the operations shared by the CLI and the API (accounts, apps, keys).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("{message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The actor may not do this, or the target is not of its account: the same answer, so
+    /// ids of other accounts cannot be probed.
+    #[error("not allowed")]
+    Forbidden,
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("blob storage: {0}")]
+    Blobs(#[from] crate::blobs::BlobError),
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
     #[error("password hashing failed: {0}")]
@@ -119,6 +124,21 @@ pub enum ServiceError {
     Signing(String),
     #[error("server secret: {0}")]
     Secret(String),
+}
+
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        ApiError::InvalidField {
+            field: err.field,
+            message: err.message,
+        }
+    }
+}
+
+impl ServiceError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid(FieldError::new(field, message))
+    }
 }
 
 impl From<sea_orm::DbErr> for ApiError {

@@ -13,6 +13,8 @@ use sea_orm::{
     QueryFilter, Set, TransactionSession, TransactionTrait,
 };
 
+use crate::audit::{self, Change};
+use crate::auth::{self, Actor, Permission};
 use crate::error::ServiceError;
 use crate::secrets;
 
@@ -37,9 +39,43 @@ pub struct KeyOwner {
     pub reports_enabled: bool,
 }
 
+/// Issues a new report key for the app and revokes the old one; the key is shown this once.
+/// The caller forgets its cached keys of the app.
+pub async fn rotate(
+    db: &impl TransactionTrait,
+    actor: &Actor,
+    app_id: i64,
+) -> Result<NewKey, ServiceError> {
+    let txn = db.begin().await?;
+    let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
+    let key = issue(&txn, app.id).await?;
+    audit::record(
+        &txn,
+        actor,
+        Change::new("rotate_report_key", "app", app.id).detail(key.prefix.clone()),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(key)
+}
+
+/// Revokes the app's report key; false when it had none. Reports with it are refused.
+pub async fn revoke(
+    db: &impl TransactionTrait,
+    actor: &Actor,
+    app_id: i64,
+) -> Result<bool, ServiceError> {
+    let txn = db.begin().await?;
+    let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
+    let revoked = revoke_active(&txn, app.id, Utc::now()).await? > 0;
+    audit::record(&txn, actor, Change::new("revoke_report_key", "app", app.id)).await?;
+    txn.commit().await?;
+    Ok(revoked)
+}
+
 /// Issues a new key for the app and revokes the active one, in one transaction, so an app
 /// never has two active keys.
-pub async fn rotate(db: &impl TransactionTrait, app_id: i64) -> Result<NewKey, ServiceError> {
+pub(crate) async fn issue(db: &impl TransactionTrait, app_id: i64) -> Result<NewKey, ServiceError> {
     let key = secrets::new_secret(KEY_PREFIX)?;
     let created_at = Utc::now();
     let txn = db.begin().await?;
@@ -61,11 +97,6 @@ pub async fn rotate(db: &impl TransactionTrait, app_id: i64) -> Result<NewKey, S
         prefix,
         created_at,
     })
-}
-
-/// Revokes the app's active key; false when it had none.
-pub async fn revoke(db: &impl ConnectionTrait, app_id: i64) -> Result<bool, ServiceError> {
-    Ok(revoke_active(db, app_id, Utc::now()).await? > 0)
 }
 
 async fn revoke_active(

@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rollwatch::auth::AppScope;
 use rollwatch::auth::tokens::{self, TokenSpec};
+use rollwatch::auth::{Actor, AppScope};
 use rollwatch::config::Config;
 use rollwatch::gate::client::{self as gate_client, GateArgs};
 use rollwatch::server::Server;
-use rollwatch::{accounts, apps, audit, db, graphql, keys};
+use rollwatch::{accounts, apps, db, graphql, keys};
 
 #[derive(Parser)]
 #[command(name = "rollwatch", version, about = "Self-hosted rollout health")]
@@ -174,8 +174,8 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
             command: AppsCommand::Create { name, account },
         } => {
             let db = operator_db(&config).await?;
-            let account = accounts::find_account(&db, account.as_deref()).await?;
-            let (app, key) = apps::create(&db, account.id, &name).await?;
+            let operator = operator_of(&db, account.as_deref()).await?;
+            let (app, key) = apps::create(&db, &operator, &name).await?;
             eprintln!(
                 "app {:?} created (id {}); its report key:",
                 app.name, app.id
@@ -197,43 +197,28 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
                 },
         } => {
             let db = operator_db(&config).await?;
-            let account = accounts::find_account(&db, account.as_deref()).await?;
+            let operator = operator_of(&db, account.as_deref()).await?;
             let scope = if app_names.is_empty() {
                 AppScope::All
             } else {
                 let mut ids = std::collections::HashSet::new();
                 for name in &app_names {
-                    ids.insert(apps::find_by_name(&db, account.id, name).await?.id);
+                    ids.insert(
+                        apps::find_by_name(&db, operator.account_id(), name)
+                            .await?
+                            .id,
+                    );
                 }
                 AppScope::Only(ids)
             };
             let expires_at = expires_in_days
                 .map(|days| chrono::Utc::now() + chrono::Duration::days(i64::from(days)));
-            let txn = sea_orm::TransactionTrait::begin(&db).await?;
-            let created = tokens::create(
-                &txn,
-                TokenSpec {
-                    account_id: account.id,
-                    name: &name,
-                    scope,
-                    expires_at,
-                    created_by: None,
-                },
-            )
-            .await?;
-            audit::record(
-                &txn,
-                audit::Entry {
-                    account_id: account.id,
-                    actor: audit::CLI_ACTOR.to_owned(),
-                    action: "create_api_token",
-                    target_type: "api_token",
-                    target_id: Some(created.model.id),
-                    detail: Some(created.model.name.clone()),
-                },
-            )
-            .await?;
-            sea_orm::TransactionSession::commit(txn).await?;
+            let spec = TokenSpec {
+                name: &name,
+                scope,
+                expires_at,
+            };
+            let created = tokens::create(&db, &operator, spec).await?;
             eprintln!(
                 "CI token {:?} created (id {}); it is shown once:",
                 created.model.name, created.model.id
@@ -247,13 +232,13 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
                 KeysCommand::Rotate { app, account } => (app, account, true),
                 KeysCommand::Revoke { app, account } => (app, account, false),
             };
-            let account = accounts::find_account(&db, account.as_deref()).await?;
-            let app = apps::find_by_name(&db, account.id, &app).await?;
+            let operator = operator_of(&db, account.as_deref()).await?;
+            let app = apps::find_by_name(&db, operator.account_id(), &app).await?;
             if rotate {
-                let key = keys::rotate(&db, app.id).await?;
+                let key = keys::rotate(&db, &operator, app.id).await?;
                 eprintln!("new report key for {:?}; the old one is revoked:", app.name);
                 println!("{}", key.key);
-            } else if keys::revoke(&db, app.id).await? {
+            } else if keys::revoke(&db, &operator, app.id).await? {
                 eprintln!("the report key of {:?} is revoked", app.name);
             } else {
                 eprintln!("{:?} had no active report key", app.name);
@@ -261,6 +246,17 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
             Ok(())
         }
     }
+}
+
+/// The operator's shell, acting on the account named (or the only one).
+async fn operator_of(
+    db: &sea_orm::DatabaseConnection,
+    account: Option<&str>,
+) -> Result<Actor, AnyError> {
+    let account = accounts::find_account(db, account).await?;
+    Ok(Actor::Operator {
+        account_id: account.id,
+    })
 }
 
 async fn operator_db(config: &Config) -> Result<sea_orm::DatabaseConnection, AnyError> {

@@ -1,9 +1,7 @@
-//! The HTTP server: shared state, routes, background tasks and graceful shutdown.
+//! The HTTP server: start-up, routes, background tasks and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::ops::Deref;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,7 +9,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
@@ -24,42 +21,17 @@ use crate::blobs::{BlobError, BlobStore, LinkSigner};
 use crate::config::Config;
 use crate::db::WriteGate;
 use crate::error::{ApiError, ServiceError};
-use crate::graphql::{self, ApiSchema};
+use crate::graphql;
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
+use crate::state::{AppState, Shared};
 use crate::{db, downloads, ingest, retention, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
 const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 const FORGET_IDLE_LIMITS_EVERY: Duration = Duration::from_secs(60);
-
-pub struct Shared {
-    pub config: Config,
-    pub db: DatabaseConnection,
-    pub keys: KeyCache,
-    pub limits: RateLimits,
-    pub writer: Writer,
-    /// Taken around every SQLite write outside the writer too (see `db::WriteGate`).
-    pub write_gate: WriteGate,
-    pub blobs: BlobStore,
-    pub schema: ApiSchema,
-    pub sessions: SessionKeys,
-    pub logins: Logins,
-    /// Signs and checks the Local store's download links.
-    pub blob_links: LinkSigner,
-}
-
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -109,7 +81,7 @@ impl Server {
         let write_gate = WriteGate::for_url(&config.database_url);
         let (writer, writer_task) =
             Writer::spawn(db.clone(), write_gate.clone(), WRITE_QUEUE_CAPACITY);
-        let state = AppState(Arc::new(Shared {
+        let state = AppState::new(Shared {
             keys: KeyCache::new(config.reports.key_cache_ttl),
             limits: RateLimits::new(
                 config.reports.rate_limit_per_key_per_minute,
@@ -120,11 +92,10 @@ impl Server {
             writer,
             write_gate,
             blobs,
-            schema: graphql::build_schema(),
             sessions: SessionKeys::new(&secret),
             logins: Logins::new()?,
             blob_links: LinkSigner::new(&secret),
-        }));
+        });
         Ok(Server {
             listener,
             state,

@@ -10,13 +10,14 @@ use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, error_code, graphql, json, login,
 };
 use entity::app_access;
-use rollwatch::accounts::{self, ROLE_MEMBER};
+use rollwatch::accounts;
 use rollwatch::apps;
 use rollwatch::auth::AppScope;
 use rollwatch::auth::tokens::{self, TokenSpec};
 use rollwatch::gate::evaluate::{MetricStatus, Verdict};
 use rollwatch::gate::policy::{self, GatePolicy};
 use rollwatch::gate::{self, GateQuery};
+use rollwatch::model::Role;
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
 
@@ -194,7 +195,7 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
 
     let mut app_wide = GatePolicy::default();
     app_wide.crash_rate.min_sample = 400;
-    policy::save(&app.db, app.app_id, None, &app_wide, "cli")
+    policy::set(&app.db, &app.operator(), app.app_id, None, |_| app_wide)
         .await
         .unwrap();
     assert_eq!(verdict(&app).await, Verdict::Pass);
@@ -202,9 +203,11 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
     let mut beta_only = app_wide;
     beta_only.crash_rate.max_rate = Some(0.001);
     beta_only.confidence = 0.9;
-    policy::save(&app.db, app.app_id, Some("beta"), &beta_only, "cli")
-        .await
-        .unwrap();
+    policy::set(&app.db, &app.operator(), app.app_id, Some("beta"), |_| {
+        beta_only
+    })
+    .await
+    .unwrap();
     // 2 crashes in 500 sessions: 0.4 %, credibly above 0.1 % at 90 %.
     assert_eq!(verdict(&app).await, Verdict::Fail);
     assert_eq!(effective(Some("beta")).await, beta_only);
@@ -212,16 +215,18 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
     assert_eq!(effective(None).await, app_wide);
 
     // Saving again replaces the channel's policy rather than adding a second one.
-    policy::save(&app.db, app.app_id, Some("beta"), &app_wide, "cli")
-        .await
-        .unwrap();
+    policy::set(&app.db, &app.operator(), app.app_id, Some("beta"), |_| {
+        app_wide
+    })
+    .await
+    .unwrap();
     assert_eq!(verdict(&app).await, Verdict::Pass);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM gate_policies").await, 2);
 
     let mut invalid = app_wide;
     invalid.confidence = 1.5;
     assert!(
-        policy::save(&app.db, app.app_id, None, &invalid, "cli")
+        policy::set(&app.db, &app.operator(), app.app_id, None, |_| invalid)
             .await
             .is_err()
     );
@@ -230,21 +235,20 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
 
 /// A read-only CI token of the test app's account, for `app_id` only.
 async fn ci_token(app: &TestApp, app_id: i64) -> String {
-    let account = accounts::find_account(&app.db, None).await.unwrap();
     let spec = TokenSpec {
-        account_id: account.id,
         name: "release pipeline",
         scope: AppScope::Only(HashSet::from([app_id])),
         expires_at: None,
-        created_by: None,
     };
-    tokens::create(&app.db, spec).await.unwrap().token
+    tokens::create(&app.db, &app.operator(), spec)
+        .await
+        .unwrap()
+        .token
 }
 
 /// A second app in the test app's account.
 async fn other_app(app: &TestApp) -> i64 {
-    let account = accounts::find_account(&app.db, None).await.unwrap();
-    apps::create(&app.db, account.id, "other")
+    apps::create(&app.db, &app.operator(), "other")
         .await
         .unwrap()
         .0
@@ -255,7 +259,7 @@ async fn other_app(app: &TestApp) -> i64 {
 async fn member(app: &TestApp, email: &str, app_id: Option<i64>) -> String {
     const PASSWORD: &str = "member-password-123";
     let account = accounts::find_account(&app.db, None).await.unwrap();
-    let created = accounts::create_user(&app.db, account.id, email, Some(PASSWORD), ROLE_MEMBER)
+    let created = accounts::create_user(&app.db, account.id, email, Some(PASSWORD), Role::Member)
         .await
         .unwrap();
     if let Some(app_id) = app_id {

@@ -6,8 +6,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Binomial;
-use rollwatch::gate::evaluate::{Baseline, Measured, ReleaseCounts, Verdict, evaluate};
-use rollwatch::gate::policy::{GatePolicy, Metric};
+use rollwatch::gate::evaluate::{Baseline, Measured, Verdict, evaluate};
+use rollwatch::gate::policy::GatePolicy;
+use rollwatch::model::{Counts, Metric};
 
 const DRAWS: u32 = 2000;
 /// Three standard errors of an error rate near 5 % estimated from `DRAWS` draws.
@@ -32,26 +33,26 @@ struct Observed {
     insufficient: f64,
 }
 
-fn counts(metric: Metric, rng: &mut StdRng, rate: f64, trials: u64) -> ReleaseCounts {
+fn counts(metric: Metric, rng: &mut StdRng, rate: f64, trials: u64) -> Counts {
     let events = rng.sample(Binomial::new(trials, rate).unwrap());
     match metric {
-        Metric::CrashRate => ReleaseCounts {
+        Metric::CrashRate => Counts {
             sessions: trials,
             crashes: events,
-            ..ReleaseCounts::default()
+            ..Counts::default()
         },
-        Metric::UpdateFailureRate => ReleaseCounts {
+        Metric::UpdateFailureRate => Counts {
             // Sessions enough for the required crash metric to pass on its own.
             sessions: 100_000,
             update_failed: events,
             update_succeeded: trials - events,
-            ..ReleaseCounts::default()
+            ..Counts::default()
         },
-        Metric::InstallFailureRate => ReleaseCounts {
+        Metric::InstallFailureRate => Counts {
             sessions: 100_000,
             install_failed: events,
             install_succeeded: trials - events,
-            ..ReleaseCounts::default()
+            ..Counts::default()
         },
     }
 }

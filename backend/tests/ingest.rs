@@ -298,7 +298,9 @@ async fn a_revoked_key_stops_working_within_seconds(backend: Backend) {
     let body = report("1.0", "beta", "macos", "EXC_BAD_ACCESS");
     assert_eq!(app.report(&body).await.status(), 202);
 
-    rollwatch::keys::revoke(&app.db, app.app_id).await.unwrap();
+    rollwatch::keys::revoke(&app.db, &app.operator(), app.app_id)
+        .await
+        .unwrap();
     let revoked_at = Instant::now();
     loop {
         let (status, answer) = json(app.report(&body).await).await;
@@ -315,7 +317,9 @@ async fn a_revoked_key_stops_working_within_seconds(backend: Backend) {
     }
 
     // The rotated key works at once (it was never cached), the old one stays refused.
-    let new_key = rollwatch::keys::rotate(&app.db, app.app_id).await.unwrap();
+    let new_key = rollwatch::keys::rotate(&app.db, &app.operator(), app.app_id)
+        .await
+        .unwrap();
     assert_eq!(
         app.post("/reports/ingest", Some(&new_key.key), &body)
             .await

@@ -11,7 +11,9 @@ on_both_databases!(a_cli_token_reads_its_apps_only);
 
 async fn a_cli_token_reads_its_apps_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    rollwatch::apps::create(&app.db, 1, "other").await.unwrap();
+    rollwatch::apps::create(&app.db, &app.operator(), "other")
+        .await
+        .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_rollwatch"))
         .args([
             "tokens",
@@ -49,7 +51,7 @@ async fn a_cli_token_reads_its_apps_only(backend: Backend) {
     assert_eq!(error_code(&write), Some("FORBIDDEN"));
     assert_eq!(
         app.scalar(
-            "SELECT COUNT(*) FROM audit_log WHERE actor = 'cli' AND action = 'create_api_token'"
+            "SELECT COUNT(*) FROM audit_log WHERE actor = 'operator' AND action = 'create_api_token'"
         )
         .await,
         1

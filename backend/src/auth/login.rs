@@ -8,8 +8,9 @@ use governor::clock::DefaultClock;
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use super::AuthError;
+use super::{Actor, AuthError};
 use crate::accounts;
+use crate::audit::{self, Change};
 use crate::error::ServiceError;
 use crate::ratelimit::{NotUntil, per_minute, retry_after_secs};
 
@@ -47,8 +48,8 @@ impl Logins {
         self.per_email.check_key(&email.to_owned()).map_err(limited)
     }
 
-    /// The user whose email and password these are; every failure is the same
-    /// `BadCredentials`, a disabled user's included.
+    /// The user whose email and password these are, with the sign-in in the audit log;
+    /// every failure is the same `BadCredentials`, a disabled user's included.
     pub async fn verify(
         &self,
         db: &impl ConnectionTrait,
@@ -72,7 +73,12 @@ impl Logins {
                 .await
                 .unwrap_or(false);
         match user {
-            Some(user) if matches && !user.disabled => Ok(user),
+            Some(user) if matches && !user.disabled => {
+                let id = user.id;
+                let actor = Actor::User(user);
+                audit::record(db, &actor, Change::new("login", "user", id)).await?;
+                actor.user().cloned()
+            }
             _ => Err(AuthError::BadCredentials),
         }
     }

@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use entity::{api_tokens, app_access, apps, users};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::accounts::ROLE_ADMIN;
 use crate::error::ServiceError;
+use crate::model::Role;
 use jwt::SessionKeys;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,16 @@ impl From<DbErr> for AuthError {
     }
 }
 
+/// Operations that check permissions answer in their own terms: any refusal is `Forbidden`.
+impl From<AuthError> for ServiceError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Service(err) => err,
+            _ => ServiceError::Forbidden,
+        }
+    }
+}
+
 /// The apps a CI token may read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppScope {
@@ -52,13 +62,21 @@ impl AppScope {
     }
 }
 
-/// An authenticated caller.
+/// The audit log's name for the operator's shell.
+pub const OPERATOR: &str = "operator";
+
+/// Who is doing something: an authenticated caller of the API, or the operator at a shell.
 #[derive(Clone, Debug)]
 pub enum Actor {
     User(users::Model),
     Token {
         token: api_tokens::Model,
         scope: AppScope,
+    },
+    /// `rollwatch apps create …` and the other operator commands: whoever can run the binary
+    /// against the database administers every account it names.
+    Operator {
+        account_id: i64,
     },
 }
 
@@ -76,6 +94,7 @@ impl Actor {
         match self {
             Actor::User(user) => user.account_id,
             Actor::Token { token, .. } => token.account_id,
+            Actor::Operator { account_id } => *account_id,
         }
     }
 
@@ -84,24 +103,38 @@ impl Actor {
         match self {
             Actor::User(user) => format!("user:{}", user.id),
             Actor::Token { token, .. } => format!("token:{}", token.id),
+            Actor::Operator { .. } => OPERATOR.to_owned(),
         }
     }
 
-    /// The signed-in user; a CI token is not one.
+    /// The signed-in user; a CI token or the operator is not one.
     pub fn user(&self) -> Result<&users::Model, AuthError> {
         match self {
             Actor::User(user) => Ok(user),
-            Actor::Token { .. } => Err(AuthError::Forbidden),
+            Actor::Token { .. } | Actor::Operator { .. } => Err(AuthError::Forbidden),
         }
     }
 
-    /// The signed-in user when an admin: changes to an account need one.
-    pub fn admin(&self) -> Result<&users::Model, AuthError> {
-        self.user()
-            .ok()
-            .filter(|user| user.role == ROLE_ADMIN)
-            .ok_or(AuthError::Forbidden)
+    /// The account, when the actor may change it: an admin of it, or the operator.
+    pub fn admin_of(&self) -> Result<i64, AuthError> {
+        match self {
+            Actor::User(user) if is_admin(user) => Ok(user.account_id),
+            Actor::Operator { account_id } => Ok(*account_id),
+            _ => Err(AuthError::Forbidden),
+        }
     }
+
+    /// The user behind the action, if a user did it.
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Actor::User(user) => Some(user.id),
+            _ => None,
+        }
+    }
+}
+
+pub fn is_admin(user: &users::Model) -> bool {
+    user.role == Role::Admin.as_str()
 }
 
 /// Resolves `Authorization: Bearer …` (a session JWT or an `rwt_` token) to its caller.
@@ -149,7 +182,7 @@ pub async fn authorize_app(
         .filter(|app| app.account_id == actor.account_id())
         .ok_or(AuthError::Forbidden)?;
     let allowed = match (actor, permission) {
-        (Actor::User(user), _) if user.role == ROLE_ADMIN => true,
+        (Actor::User(user), _) if is_admin(user) => true,
         (Actor::User(user), Permission::Download) => {
             app_access::Entity::find()
                 .filter(app_access::Column::UserId.eq(user.id))
@@ -159,6 +192,7 @@ pub async fn authorize_app(
                 > 0
         }
         (Actor::Token { scope, .. }, Permission::Download) => scope.contains(app.id),
+        (Actor::Operator { .. }, _) => true,
         (_, Permission::Manage) => false,
     };
     if allowed {
@@ -178,7 +212,7 @@ pub async fn readable_apps(
         .filter(apps::Column::AccountId.eq(actor.account_id()))
         .order_by_asc(apps::Column::Name);
     match actor {
-        Actor::User(user) if user.role == ROLE_ADMIN => {}
+        Actor::User(user) if is_admin(user) => {}
         Actor::User(user) => {
             let allowed = sea_orm::sea_query::Query::select()
                 .column(app_access::Column::AppId)
@@ -190,7 +224,8 @@ pub async fn readable_apps(
         Actor::Token {
             scope: AppScope::All,
             ..
-        } => {}
+        }
+        | Actor::Operator { .. } => {}
         Actor::Token {
             scope: AppScope::Only(ids),
             ..

@@ -7,11 +7,12 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{api_token_apps, api_tokens};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 
-use super::AppScope;
+use super::{Actor, AppScope, Permission};
+use crate::audit::{self, Change};
 use crate::error::ServiceError;
 use crate::secrets;
 
@@ -27,47 +28,54 @@ pub struct NewToken {
 }
 
 pub struct TokenSpec<'a> {
-    pub account_id: i64,
     pub name: &'a str,
     /// `All` for every app of the account, present and future.
     pub scope: AppScope,
     pub expires_at: Option<DateTime<Utc>>,
-    pub created_by: Option<i64>,
 }
 
-/// Creates the token; the caller has checked that the scoped apps are of the account.
+/// Creates a read-only token of the actor's account (admins and the operator only), scoped
+/// to apps of that account; the token is shown this once.
 pub async fn create(
-    db: &impl ConnectionTrait,
+    db: &impl TransactionTrait,
+    actor: &Actor,
     spec: TokenSpec<'_>,
 ) -> Result<NewToken, ServiceError> {
+    let account_id = actor.admin_of()?;
     let name = spec.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid {
-            field: "name",
-            message: "a token name has 1 to 64 printable characters".to_owned(),
-        });
+        return Err(ServiceError::invalid(
+            "name",
+            "a token name has 1 to 64 printable characters".to_owned(),
+        ));
     }
     if spec.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ServiceError::Invalid {
-            field: "expiresAt",
-            message: "the expiry must be in the future".to_owned(),
-        });
+        return Err(ServiceError::invalid(
+            "expiresAt",
+            "the expiry must be in the future".to_owned(),
+        ));
+    }
+    let txn = db.begin().await?;
+    if let AppScope::Only(ids) = &spec.scope {
+        for &app_id in ids {
+            super::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
+        }
     }
     let token = secrets::new_secret(TOKEN_PREFIX)?;
     let model = api_tokens::ActiveModel {
-        account_id: Set(spec.account_id),
+        account_id: Set(account_id),
         name: Set(name.to_owned()),
         token_hash: Set(secrets::sha256_hex(&token)),
         token_prefix: Set(secrets::display_prefix(&token)),
         all_apps: Set(spec.scope == AppScope::All),
-        created_by: Set(spec.created_by),
+        created_by: Set(actor.user_id()),
         created_at: Set(Utc::now()),
         last_used_at: Set(None),
         expires_at: Set(spec.expires_at),
         revoked_at: Set(None),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
     if let AppScope::Only(ids) = &spec.scope
         && !ids.is_empty()
@@ -78,9 +86,16 @@ pub async fn create(
                 app_id: Set(app_id),
             }
         }))
-        .exec(db)
+        .exec(&txn)
         .await?;
     }
+    audit::record(
+        &txn,
+        actor,
+        Change::new("create_api_token", "api_token", model.id).detail(model.name.clone()),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(NewToken {
         token,
         model,
@@ -88,19 +103,37 @@ pub async fn create(
     })
 }
 
-/// Revokes a token of the account; false when there is no such live token.
+/// Revokes a token of the actor's account at once; false when it was already revoked. A
+/// token of another account, or none, is `Forbidden`.
 pub async fn revoke(
-    db: &impl ConnectionTrait,
-    account_id: i64,
+    db: &impl TransactionTrait,
+    actor: &Actor,
     token_id: i64,
-) -> Result<bool, DbErr> {
+) -> Result<bool, ServiceError> {
+    let account_id = actor.admin_of()?;
+    let txn = db.begin().await?;
+    let exists = api_tokens::Entity::find_by_id(token_id)
+        .filter(api_tokens::Column::AccountId.eq(account_id))
+        .count(&txn)
+        .await?
+        > 0;
+    if !exists {
+        return Err(ServiceError::Forbidden);
+    }
     let result = api_tokens::Entity::update_many()
         .col_expr(api_tokens::Column::RevokedAt, Expr::value(Utc::now()))
         .filter(api_tokens::Column::Id.eq(token_id))
         .filter(api_tokens::Column::AccountId.eq(account_id))
         .filter(api_tokens::Column::RevokedAt.is_null())
-        .exec(db)
+        .exec(&txn)
         .await?;
+    audit::record(
+        &txn,
+        actor,
+        Change::new("revoke_api_token", "api_token", token_id),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(result.rows_affected > 0)
 }
 

@@ -17,8 +17,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::percent;
-use super::policy::{GatePolicy, Metric, MetricPolicy};
-use super::stats::{Sample, one_sided_z, rate_ratio_test, wilson_bounds};
+use super::policy::{GatePolicy, MetricPolicy};
+use super::stats::{one_sided_z, rate_ratio_test, wilson_bounds};
+use crate::model::{Counts, Metric, Sample};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -40,34 +41,6 @@ pub enum MetricStatus {
     NotMeasured,
 }
 
-/// The numerators and denominators of one version over its window.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReleaseCounts {
-    pub sessions: u64,
-    pub crashes: u64,
-    pub update_succeeded: u64,
-    pub update_failed: u64,
-    pub install_succeeded: u64,
-    pub install_failed: u64,
-}
-
-impl ReleaseCounts {
-    /// As reported: crashes may outnumber sessions when session counts go missing.
-    pub fn sample(&self, metric: Metric) -> Sample {
-        match metric {
-            Metric::CrashRate => Sample::new(self.crashes, self.sessions),
-            Metric::UpdateFailureRate => Sample::new(
-                self.update_failed,
-                self.update_failed + self.update_succeeded,
-            ),
-            Metric::InstallFailureRate => Sample::new(
-                self.install_failed,
-                self.install_failed + self.install_succeeded,
-            ),
-        }
-    }
-}
-
 /// The hours evaluated: `from` inclusive, `to` exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, SimpleObject)]
 #[graphql(name = "GateWindow")]
@@ -81,7 +54,7 @@ pub struct Window {
 pub struct Measured {
     pub version: String,
     pub window: Option<Window>,
-    pub counts: ReleaseCounts,
+    pub counts: Counts,
 }
 
 /// A version with only sessions and crashes, windowless: the fixture of the gate's tests.
@@ -90,10 +63,10 @@ pub(crate) fn measured(version: &str, sessions: u64, crashes: u64) -> Measured {
     Measured {
         version: version.to_owned(),
         window: None,
-        counts: ReleaseCounts {
+        counts: Counts {
             sessions,
             crashes,
-            ..ReleaseCounts::default()
+            ..Counts::default()
         },
     }
 }
@@ -271,11 +244,7 @@ struct MetricJudge<'a> {
 
 impl MetricJudge<'_> {
     /// The metric's result, and its notable reasons.
-    fn judge(
-        &self,
-        release: &ReleaseCounts,
-        baseline: Option<&Baseline>,
-    ) -> (MetricResult, Vec<String>) {
+    fn judge(&self, release: &Counts, baseline: Option<&Baseline>) -> (MetricResult, Vec<String>) {
         let (metric, limits) = (self.metric, self.limits);
         let mut reasons = Reasons::default();
         let current = self.consistent(release.sample(metric), "", &mut reasons);

@@ -12,8 +12,8 @@ pub mod stats;
 
 use sea_orm::ConnectionTrait;
 
-use crate::error::{ApiError, ServiceError};
-use crate::ingest::payload;
+use crate::error::ServiceError;
+use crate::model::{self, Arch, FieldError, Platform};
 use data::Selection;
 use evaluate::{Baseline, GateResult};
 use policy::GatePolicy;
@@ -34,39 +34,33 @@ pub struct GateQuery {
 
 impl GateQuery {
     /// Trimmed and lower-cased as ingestion stores them, so a query finds what was sent.
-    fn normalised(&self) -> Result<GateQuery, ServiceError> {
-        let version =
-            |field: &'static str, value: &str| checked(field, payload::text(field, value, 64));
-        let one_of = |field: &'static str, value: &Option<String>, allowed: &[&str]| {
-            value
-                .as_deref()
-                .map(|value| checked(field, payload::one_of(field, value, allowed)))
-                .transpose()
-        };
-        Ok(GateQuery {
-            version: version("version", &self.version)?,
-            channel: channel(&self.channel)?,
-            platform: one_of("platform", &self.platform, &payload::PLATFORMS)?,
-            arch: one_of("arch", &self.arch, &payload::ARCHES)?,
+    fn normalised(&self) -> Result<Selector, FieldError> {
+        let platform = self.platform.as_deref();
+        let arch = self.arch.as_deref();
+        Ok(Selector {
+            version: model::version("version", &self.version)?,
+            channel: model::channel("channel", &self.channel)?,
+            platform: platform
+                .map(|p| Platform::parse("platform", p))
+                .transpose()?,
+            arch: arch.map(|a| Arch::parse("arch", a)).transpose()?,
             baseline: self
                 .baseline
                 .as_deref()
-                .map(|baseline| version("baseline", baseline))
+                .map(|baseline| model::version("baseline", baseline))
                 .transpose()?,
         })
     }
 }
 
-/// A channel name, trimmed and checked as ingestion checks it.
-pub fn channel(value: &str) -> Result<String, ServiceError> {
-    checked("channel", payload::text("channel", value, 32))
-}
-
-fn checked(field: &'static str, value: Result<String, ApiError>) -> Result<String, ServiceError> {
-    value.map_err(|e| ServiceError::Invalid {
-        field,
-        message: e.to_string(),
-    })
+/// A checked `GateQuery`.
+#[derive(Clone, Debug)]
+struct Selector {
+    version: String,
+    channel: String,
+    platform: Option<Platform>,
+    arch: Option<Arch>,
+    baseline: Option<String>,
 }
 
 /// The verdict on a release of the app, under the policy in force for its channel.
@@ -80,8 +74,8 @@ pub async fn release_gate(
     let selection = Selection {
         app_id,
         channel: &query.channel,
-        platform: query.platform.as_deref(),
-        arch: query.arch.as_deref(),
+        platform: query.platform,
+        arch: query.arch,
     };
     let release = data::measure(db, selection, &query.version, policy.window_hours).await?;
     let baseline = match &query.baseline {
@@ -158,22 +152,15 @@ mod tests {
             platform: Some(" Windows".to_owned()),
             arch: Some("X86_64".to_owned()),
             baseline: None,
-        }
-        .normalised()
-        .unwrap();
-        assert_eq!(query.version, "1.5.0");
-        assert_eq!(query.platform.as_deref(), Some("windows"));
-        assert_eq!(query.arch.as_deref(), Some("x86_64"));
+        };
+        let selector = query.normalised().unwrap();
+        assert_eq!(selector.version, "1.5.0");
+        assert_eq!(selector.platform, Some(Platform::Windows));
+        assert_eq!(selector.arch, Some(Arch::X86_64));
         let bad = GateQuery {
             platform: Some("beos".to_owned()),
             ..query
         };
-        assert!(matches!(
-            bad.normalised(),
-            Err(ServiceError::Invalid {
-                field: "platform",
-                ..
-            })
-        ));
+        assert!(matches!(bad.normalised(), Err(e) if e.field == "platform"));
     }
 }

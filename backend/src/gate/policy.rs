@@ -1,52 +1,20 @@
 //! Gate policies: what a release must show to pass, per app and optionally per channel.
 //! Every app has the documented default (docs/gating.md) until an admin sets its own.
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::SimpleObject;
 use chrono::Utc;
 use entity::gate_policies;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionSession,
+    TransactionTrait,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, Change};
+use crate::auth::{self, Actor, Permission};
 use crate::error::ServiceError;
-
-/// The three rates a release is judged on (DESIGN §8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[graphql(name = "GateMetric")]
-pub enum Metric {
-    /// Crashes per session.
-    CrashRate,
-    /// Failed updates per update attempt (failed + succeeded).
-    UpdateFailureRate,
-    /// Failed installs per install attempt (failed + succeeded).
-    InstallFailureRate,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 3] = [
-        Metric::CrashRate,
-        Metric::UpdateFailureRate,
-        Metric::InstallFailureRate,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Metric::CrashRate => "crash rate",
-            Metric::UpdateFailureRate => "update failure rate",
-            Metric::InstallFailureRate => "install failure rate",
-        }
-    }
-
-    /// What the denominator counts, in the plural.
-    pub fn trials(self) -> &'static str {
-        match self {
-            Metric::CrashRate => "sessions",
-            Metric::UpdateFailureRate => "update attempts",
-            Metric::InstallFailureRate => "install attempts",
-        }
-    }
-}
+use crate::model::{self, Metric};
 
 /// The limits of one metric. A limit left out is not checked.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
@@ -117,8 +85,7 @@ impl GatePolicy {
     }
 
     pub fn validate(&self) -> Result<(), ServiceError> {
-        let invalid =
-            |field: &'static str, message: String| ServiceError::Invalid { field, message };
+        let invalid = |field: &'static str, message: String| ServiceError::invalid(field, message);
         if !CONFIDENCE_RANGE.contains(&self.confidence) {
             return Err(invalid(
                 "confidence",
@@ -199,9 +166,35 @@ fn parse(stored: &str) -> Result<GatePolicy, ServiceError> {
         .map_err(|e| DbErr::Json(format!("a stored gate policy is unreadable: {e}")).into())
 }
 
+/// Sets the gate policy of the app (`channel` `None`) or of one channel, which then
+/// overrides the app's: `change` turns the policy in force into the new one. Admins of the
+/// app's account (or the operator) only; recorded in the audit log.
+pub async fn set(
+    db: &impl TransactionTrait,
+    actor: &Actor,
+    app_id: i64,
+    channel: Option<&str>,
+    change: impl FnOnce(GatePolicy) -> GatePolicy,
+) -> Result<GatePolicy, ServiceError> {
+    let txn = db.begin().await?;
+    let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
+    let channel = channel.map(|c| model::channel("channel", c)).transpose()?;
+    let updated = change(effective(&txn, app.id, channel.as_deref()).await?);
+    let stored = save(&txn, app.id, channel.as_deref(), &updated, &actor.label()).await?;
+    let scope = channel.map_or_else(|| "all channels".to_owned(), |c| format!("channel {c:?}"));
+    audit::record(
+        &txn,
+        actor,
+        Change::new("set_gate_policy", "app", app.id).detail(format!("{scope}: {stored}")),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
 /// Stores `policy` for the app (`channel` `None`) or one channel, replacing the one it had;
-/// returns the policy as stored, for the audit log the caller writes in the same transaction.
-pub async fn save(
+/// returns the policy as stored.
+async fn save(
     db: &impl ConnectionTrait,
     app_id: i64,
     channel: Option<&str>,
@@ -263,7 +256,7 @@ mod tests {
             spoil(&mut policy);
             let err = policy.validate().expect_err(field);
             assert!(
-                matches!(err, ServiceError::Invalid { field: f, .. } if f == field),
+                matches!(&err, ServiceError::Invalid(e) if e.field == field),
                 "{field}: {err:?}"
             );
         }

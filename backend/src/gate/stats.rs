@@ -3,26 +3,8 @@
 //! keep their stated error rates far better than the textbook Wald formulas when events are
 //! rare — and crashes per session are rare.
 
-use serde::{Deserialize, Serialize};
+use crate::model::Sample;
 use statrs::distribution::{ContinuousCDF, Normal};
-
-/// Events out of trials: crashes out of sessions, failed updates out of update attempts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sample {
-    pub events: u64,
-    pub trials: u64,
-}
-
-impl Sample {
-    pub fn new(events: u64, trials: u64) -> Sample {
-        Sample { events, trials }
-    }
-
-    /// `None` without trials.
-    pub fn rate(self) -> Option<f64> {
-        (self.trials > 0).then(|| self.events as f64 / self.trials as f64)
-    }
-}
 
 /// The standard normal quantile of a one-sided test at `confidence` (1.645 at 95%).
 pub fn one_sided_z(confidence: f64) -> f64 {

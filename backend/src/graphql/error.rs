@@ -7,6 +7,7 @@ use async_graphql::ErrorExtensions;
 use crate::auth::AuthError;
 use crate::blobs::BlobError;
 use crate::error::ServiceError;
+use crate::model::FieldError;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum GqlError {
@@ -16,7 +17,7 @@ pub enum GqlError {
     Forbidden,
     #[error("{message}")]
     BadInput {
-        field: Option<&'static str>,
+        field: Option<String>,
         message: String,
     },
     /// Only where existence is no secret (e.g. the reports API switched off).
@@ -34,9 +35,9 @@ pub enum GqlError {
 pub type GqlResult<T> = Result<T, GqlError>;
 
 impl GqlError {
-    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_input(field: &str, message: impl Into<String>) -> Self {
         GqlError::BadInput {
-            field: Some(field),
+            field: Some(field.to_owned()),
             message: message.into(),
         }
     }
@@ -66,7 +67,7 @@ impl From<GqlError> for async_graphql::Error {
             match &err {
                 GqlError::BadInput {
                     field: Some(field), ..
-                } => extensions.set("field", *field),
+                } => extensions.set("field", field.as_str()),
                 GqlError::RateLimited {
                     retry_after_secs, ..
                 } => extensions.set("retryAfter", *retry_after_secs),
@@ -79,15 +80,24 @@ impl From<GqlError> for async_graphql::Error {
 impl From<ServiceError> for GqlError {
     fn from(err: ServiceError) -> Self {
         match err {
-            ServiceError::Invalid { field, message } => GqlError::bad_input(field, message),
+            ServiceError::Invalid(err) => err.into(),
             ServiceError::Conflict(message) => GqlError::BadInput {
                 field: None,
                 message,
             },
             // Operations reached through the API find their rows by the caller's account, so a
             // missing one is a denied one: no existence is revealed.
-            ServiceError::NotFound(_) => GqlError::Forbidden,
+            ServiceError::NotFound(_) | ServiceError::Forbidden => GqlError::Forbidden,
             other => GqlError::internal(&other),
+        }
+    }
+}
+
+impl From<FieldError> for GqlError {
+    fn from(err: FieldError) -> Self {
+        GqlError::BadInput {
+            field: Some(err.field),
+            message: err.message,
         }
     }
 }

@@ -2,17 +2,15 @@
 //! `setGatePolicy` for its account's admins. The logic lives in `crate::gate`.
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
-use sea_orm::TransactionTrait;
 
 use super::error::GqlResult;
 use super::reports::readable_app;
 use super::types::parse_id;
 use super::{actor, state};
-use crate::audit;
-use crate::auth::{self, Permission};
 use crate::gate::evaluate::GateResult;
 use crate::gate::policy::{self, GatePolicy, MetricPolicy};
 use crate::gate::{self, GateQuery};
+use crate::model;
 
 #[derive(Default)]
 pub struct GateQueries;
@@ -53,7 +51,10 @@ impl GateQueries {
         channel: Option<String>,
     ) -> GqlResult<GatePolicy> {
         let app_id = readable_app(ctx, &app_id).await?;
-        let channel = channel.as_deref().map(gate::channel).transpose()?;
+        let channel = channel
+            .as_deref()
+            .map(|c| model::channel("channel", c))
+            .transpose()?;
         Ok(policy::effective(&state(ctx).db, app_id, channel.as_deref()).await?)
     }
 }
@@ -73,30 +74,15 @@ impl GateMutations {
         channel: Option<String>,
         policy: GatePolicyInput,
     ) -> GqlResult<GatePolicy> {
-        let actor = actor(ctx)?;
-        let db = &state(ctx).db;
         let app_id = parse_id(&app_id, "appId")?;
-        let app = auth::authorize_app(db, actor, Permission::Manage, app_id).await?;
-        let channel = channel.as_deref().map(gate::channel).transpose()?;
-        let txn = db.begin().await?;
-        let updated = policy.apply(policy::effective(&txn, app.id, channel.as_deref()).await?);
-        let stored =
-            policy::save(&txn, app.id, channel.as_deref(), &updated, &actor.label()).await?;
-        let scope = channel.map_or_else(|| "all channels".to_owned(), |c| format!("channel {c:?}"));
-        audit::record(
-            &txn,
-            audit::Entry {
-                account_id: app.account_id,
-                actor: actor.label(),
-                action: "set_gate_policy",
-                target_type: "app",
-                target_id: Some(app.id),
-                detail: Some(format!("{scope}: {stored}")),
-            },
+        Ok(policy::set(
+            &state(ctx).db,
+            actor(ctx)?,
+            app_id,
+            channel.as_deref(),
+            |in_force| policy.apply(in_force),
         )
-        .await?;
-        txn.commit().await?;
-        Ok(updated)
+        .await?)
     }
 }
 

@@ -2,11 +2,15 @@
 //! (`rwt_` tokens). Every resolver finds its caller here and checks it through
 //! `auth::authorize_app` or `Actor::admin`; errors are mapped to codes in `error`.
 
-mod account;
+mod apps;
+mod audit;
 mod error;
 mod gate;
 mod reports;
+mod session;
+mod tokens;
 mod types;
+mod users;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -20,8 +24,7 @@ use axum::{Extension, Json, Router};
 
 use crate::auth::{self, Actor};
 use crate::error::ApiError;
-use crate::server::AppState;
-pub use account::{AccountMutation, AccountQuery};
+use crate::state::AppState;
 pub use error::{GqlError, GqlResult};
 pub use reports::{ReportFilter, ReportsQuery};
 
@@ -33,10 +36,24 @@ const MAX_DEPTH: usize = 16;
 const MAX_COMPLEXITY: usize = 2500;
 
 #[derive(MergedObject, Default)]
-pub struct Query(AccountQuery, ReportsQuery, gate::GateQueries);
+pub struct Query(
+    session::SessionQuery,
+    apps::AppsQuery,
+    users::UsersQuery,
+    tokens::TokensQuery,
+    audit::AuditQuery,
+    ReportsQuery,
+    gate::GateQueries,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, gate::GateMutations);
+pub struct Mutation(
+    session::SessionMutation,
+    apps::AppsMutation,
+    users::UsersMutation,
+    tokens::TokensMutation,
+    gate::GateMutations,
+);
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -52,11 +69,14 @@ pub fn sdl() -> String {
     build_schema().sdl()
 }
 
+/// `POST /graphql`, with the schema built once for these routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/graphql",
-        post(graphql).layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)),
-    )
+    Router::new()
+        .route(
+            "/graphql",
+            post(graphql).layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)),
+        )
+        .layer(Extension(build_schema()))
 }
 
 /// What resolvers know about the HTTP request they serve.
@@ -69,6 +89,7 @@ pub struct RequestInfo {
 
 async fn graphql(
     State(state): State<AppState>,
+    Extension(schema): Extension<ApiSchema>,
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     query: Result<Json<async_graphql::Request>, JsonRejection>,
@@ -93,10 +114,7 @@ async fn graphql(
         client: connect_info.map(|Extension(ConnectInfo(addr))| addr.ip()),
         base_url: base_url(&headers, state.config.bind_addr),
     };
-    let response = state
-        .schema
-        .execute(query.data(state.clone()).data(info))
-        .await;
+    let response = schema.execute(query.data(state.clone()).data(info)).await;
     Ok(async_graphql_axum::GraphQLResponse::from(response).into_response())
 }
 

@@ -1,12 +1,17 @@
 //! The objects of the account side of the schema, built from entity rows.
 
-use async_graphql::{Enum, ID, SimpleObject};
+use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{api_tokens, apps, audit_log, report_keys, users};
+use std::collections::HashMap;
+
+use entity::{api_tokens, app_access, apps, audit_log, report_keys, users};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::error::{GqlError, GqlResult};
-use crate::accounts::{ROLE_ADMIN, ROLE_MEMBER};
 use crate::auth::AppScope;
+use crate::keys;
+use crate::model::Role;
+use crate::state::AppState;
 
 /// An id argument: our ids are integers, anything else is bad input (and names nothing).
 pub fn parse_id(id: &ID, field: &'static str) -> GqlResult<i64> {
@@ -30,21 +35,6 @@ fn ids(ids: impl IntoIterator<Item = i64>) -> Vec<ID> {
     ids.into_iter().map(ID::from).collect()
 }
 
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => ROLE_ADMIN,
-            Role::Member => ROLE_MEMBER,
-        }
-    }
-}
-
 #[derive(SimpleObject)]
 pub struct User {
     pub id: ID,
@@ -61,11 +51,7 @@ impl User {
         User {
             id: user.id.into(),
             email: user.email.clone(),
-            role: if user.role == ROLE_ADMIN {
-                Role::Admin
-            } else {
-                Role::Member
-            },
+            role: Role::from_stored(&user.role).unwrap_or(Role::Member),
             disabled: user.disabled,
             created_at: user.created_at,
             app_ids: ids(app_ids),
@@ -124,6 +110,66 @@ pub struct Session {
     pub user: User,
 }
 
+impl Session {
+    /// A new session of `user`, who has just proven who they are.
+    pub async fn issue(state: &AppState, user: users::Model) -> GqlResult<Session> {
+        let session = state.sessions.issue(&user)?;
+        Ok(Session {
+            token: session.token,
+            expires_at: session.expires_at,
+            user: user_objects(&state.db, std::slice::from_ref(&user))
+                .await?
+                .remove(0),
+        })
+    }
+}
+
+impl From<keys::NewKey> for NewReportKey {
+    fn from(key: keys::NewKey) -> Self {
+        NewReportKey {
+            key: key.key,
+            prefix: key.prefix,
+            created_at: key.created_at,
+        }
+    }
+}
+
+/// Users with their app access, in one query for all of them.
+pub async fn user_objects(db: &impl ConnectionTrait, all: &[users::Model]) -> GqlResult<Vec<User>> {
+    let rows: Vec<(i64, i64)> = app_access::Entity::find()
+        .select_only()
+        .column(app_access::Column::UserId)
+        .column(app_access::Column::AppId)
+        .filter(app_access::Column::UserId.is_in(all.iter().map(|u| u.id)))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut access: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (user_id, app_id) in rows {
+        access.entry(user_id).or_default().push(app_id);
+    }
+    Ok(all
+        .iter()
+        .map(|user| User::new(user, access.remove(&user.id).unwrap_or_default()))
+        .collect())
+}
+
+/// Apps with their active report key, in one query for all of them.
+pub async fn app_objects(db: &impl ConnectionTrait, all: Vec<apps::Model>) -> GqlResult<Vec<App>> {
+    let active: HashMap<i64, report_keys::Model> = report_keys::Entity::find()
+        .filter(report_keys::Column::AppId.is_in(all.iter().map(|a| a.id)))
+        .filter(report_keys::Column::RevokedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|key| (key.app_id, key))
+        .collect();
+    Ok(all
+        .iter()
+        .map(|app| App::new(app, active.get(&app.id)))
+        .collect())
+}
+
 #[derive(SimpleObject)]
 pub struct ApiToken {
     pub id: ID,
@@ -167,7 +213,7 @@ pub struct NewApiToken {
 #[derive(SimpleObject)]
 pub struct AuditEntry {
     pub id: ID,
-    /// `user:<id>`, `token:<id>` or `cli`.
+    /// `user:<id>`, `token:<id>` or `operator` (the operator commands of a shell).
     pub actor: String,
     pub action: String,
     pub target_type: String,

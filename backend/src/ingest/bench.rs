@@ -4,25 +4,19 @@
 //! `ROLLWATCH_BENCH_ENDPOINTS=true`, so production never exposes it.
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::post;
 
 use super::payload::{self, RawReport};
+use super::request::JsonBody;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/bench/noop", post(noop))
 }
 
-async fn noop(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    let bytes = super::json_body(&headers, body, state.config.reports.max_body_bytes).await?;
+async fn noop(JsonBody(bytes): JsonBody) -> Result<StatusCode, ApiError> {
     payload::parse::<RawReport>(&bytes)?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -24,8 +24,8 @@ use sea_orm::sqlx::{
 };
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
-use super::payload::Release;
 use super::writer::Folded;
+use crate::model::Release;
 
 /// A held connection unused for longer than this is pinged before a flush uses it.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
@@ -163,8 +163,8 @@ fn usage_dimensions<'a>(release: &'a Release, kind: &'a str) -> [&'a str; 5] {
     [
         &release.version,
         &release.channel,
-        &release.platform,
-        &release.arch,
+        release.platform.as_str(),
+        release.arch.as_str(),
         kind,
     ]
 }

@@ -8,18 +8,17 @@ pub mod bench;
 mod counts;
 pub mod details;
 pub mod payload;
+pub mod request;
 pub mod writer;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::Utc;
 use entity::{report_blobs, report_groups};
-use http_body_util::BodyExt;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde_json::json;
@@ -27,16 +26,14 @@ use serde_json::json;
 use crate::blobs::storage_key;
 use crate::error::ApiError;
 use crate::keys::KeyOwner;
-use crate::server::AppState;
+use crate::model::GroupKey;
+use crate::state::AppState;
 use details::Details;
-use payload::{GroupKey, RawBatch, RawReport, RawUsage};
+use payload::{RawBatch, RawReport, RawUsage};
+use request::{JsonBody, Metered, Reporter};
 use writer::{Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
-const MAX_DEVICE_ID_CHARS: usize = 128;
-/// A body somewhat over the cap is read and thrown away before the 413, so the client, still
-/// sending, gets the answer instead of a reset connection; a far larger one is cut off.
-const MAX_DRAINED_BYTES: usize = 1 << 20;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,93 +47,6 @@ impl From<WriteError> for ApiError {
         tracing::warn!(error = %err, "counts not committed");
         ApiError::StoreUnavailable
     }
-}
-
-/// The app behind the `Authorization: Bearer rpk_…` header.
-async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::MissingKey)?;
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::InvalidKey)?
-        .trim();
-    let owner = state
-        .keys
-        .resolve(&state.db, key)
-        .await?
-        .ok_or(ApiError::InvalidKey)?;
-    if !owner.reports_enabled {
-        return Err(ApiError::ReportsDisabled);
-    }
-    Ok(owner)
-}
-
-/// The optional `X-Device-ID`: used for rate limiting only, never stored.
-fn device_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("x-device-id") else {
-        return Ok(None);
-    };
-    let invalid = || {
-        ApiError::invalid(
-            "X-Device-ID",
-            format!("X-Device-ID must be 1 to {MAX_DEVICE_ID_CHARS} visible ASCII characters"),
-        )
-    };
-    let id = value.to_str().map_err(|_| invalid())?.trim();
-    if id.is_empty() || id.len() > MAX_DEVICE_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(invalid());
-    }
-    Ok(Some(id))
-}
-
-/// The body as bytes, once its content type is JSON and its size within the cap.
-async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    let too_large = ApiError::TooLarge {
-        what: "the request body",
-        limit: limit as u64,
-        field: None,
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > (limit + MAX_DRAINED_BYTES) as u64) {
-        return Err(too_large);
-    }
-    let mut body = body;
-    let mut kept = BytesMut::new();
-    let mut dropped = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if dropped == 0 && kept.len() + data.len() <= limit {
-            kept.extend_from_slice(&data);
-        } else {
-            dropped += data.len();
-            if dropped > MAX_DRAINED_BYTES {
-                break;
-            }
-        }
-    }
-    if dropped > 0 {
-        return Err(too_large);
-    }
-    Ok(kept.freeze())
 }
 
 /// Checks a parsed report against the key's app and the caps; nothing is written yet.
@@ -227,12 +137,9 @@ impl Counted {
 
 async fn ingest(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    Metered(Reporter { owner, .. }): Metered,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
-    let owner = authorize(&state, &headers).await?;
-    state.limits.check(owner.key_id, device_id(&headers)?)?;
-    let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
     let accepted = judge(&state, &owner, &payload::parse(&bytes)?)?;
     let (write, counted) = accepted.into_write(owner.app_id);
     state.writer.submit(vec![write]).await?;
@@ -244,12 +151,9 @@ async fn ingest(
 /// batch's counts land whole or not at all (503).
 async fn ingest_batch(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    Reporter { owner, device }: Reporter,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
-    let owner = authorize(&state, &headers).await?;
-    let device = device_id(&headers)?;
-    let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
     let batch: RawBatch = payload::parse(&bytes)?;
     if batch.reports.len() > MAX_BATCH_REPORTS {
         return Err(ApiError::BatchTooLarge {
@@ -261,7 +165,7 @@ async fn ingest_batch(
         .reports
         .into_iter()
         .map(|value| {
-            state.limits.check(owner.key_id, device)?;
+            state.limits.check(owner.key_id, device.as_deref())?;
             let accepted = judge(&state, &owner, &payload::parse_value(value)?)?;
             let (write, counted) = accepted.into_write(owner.app_id);
             writes.push(write);
@@ -310,12 +214,9 @@ async fn ingest_batch(
 
 async fn usage(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
+    Metered(Reporter { owner, .. }): Metered,
+    JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
-    let owner = authorize(&state, &headers).await?;
-    state.limits.check(owner.key_id, device_id(&headers)?)?;
-    let bytes = json_body(&headers, body, state.config.reports.max_body_bytes).await?;
     let usage = payload::parse::<RawUsage>(&bytes)?.validate()?;
     check_app_name(&owner, &usage.release.app_name)?;
     let counted = usage.count;

@@ -3,21 +3,8 @@
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::model::{self, Arch, EventType, FieldError, GroupKey, Platform, Release, UsageKind};
 
-pub const EVENT_TYPES: [&str; 3] = ["crash", "update_failed", "install_failed"];
-pub const PLATFORMS: [&str; 7] = [
-    "windows", "macos", "linux", "android", "ios", "web", "other",
-];
-pub const ARCHES: [&str; 7] = [
-    "x86_64",
-    "aarch64",
-    "x86",
-    "armv7",
-    "universal",
-    "wasm32",
-    "other",
-];
-pub const USAGE_KINDS: [&str; 3] = ["session", "update_succeeded", "install_succeeded"];
 /// Upper bound of one usage report, so a single request cannot swamp a denominator.
 pub const MAX_USAGE_COUNT: i64 = 1_000_000;
 
@@ -70,45 +57,6 @@ pub struct RawUsage {
     pub count: i64,
 }
 
-/// The stable dimensions shared by reports and usage counts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Release {
-    pub app_name: String,
-    pub version: String,
-    pub channel: String,
-    pub platform: String,
-    pub arch: String,
-}
-
-/// The seven fields a group is keyed by.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GroupKey {
-    pub release: Release,
-    pub event_type: String,
-    pub reason: String,
-}
-
-impl GroupKey {
-    /// The seven fields in the order of DESIGN §5 (and of the `report_groups` columns).
-    pub fn dimensions(&self) -> [&str; 7] {
-        let r = &self.release;
-        [
-            &r.app_name,
-            &r.version,
-            &r.channel,
-            &r.platform,
-            &r.arch,
-            &self.event_type,
-            &self.reason,
-        ]
-    }
-
-    /// `hex(sha256(name|version|channel|platform|arch|type|reason))`, DESIGN §5 to the letter.
-    pub fn hash(&self) -> String {
-        crate::secrets::sha256_hex(&self.dimensions().join("|"))
-    }
-}
-
 /// Parses a JSON document into `T`: syntax errors are 400, wrong shapes 422 naming the field.
 pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -153,69 +101,27 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Trims and checks a free-text field: non-empty, at most `max` characters, no control characters.
-pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} contains control characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// Trims, lower-cases and checks a field against its closed list of values.
-pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<String, ApiError> {
-    let value = value.trim().to_ascii_lowercase();
-    if allowed.contains(&value.as_str()) {
-        Ok(value)
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("{field} must be one of {}", allowed.join(", ")),
-        ))
-    }
-}
-
-/// The checked app name, as the operator commands and the API accept it too.
-pub fn app_name(value: &str) -> Result<String, ApiError> {
-    text("application.name", value, 64)
-}
-
 impl RawApplication {
-    fn release(&self, system: &RawSystem) -> Result<Release, ApiError> {
+    fn release(&self, system: &RawSystem) -> Result<Release, FieldError> {
         if let Some(os_version) = &system.os_version {
-            text("system.os_version", os_version, 64)?;
+            model::text("system.os_version", os_version, model::MAX_VERSION_CHARS)?;
         }
         Ok(Release {
-            app_name: app_name(&self.name)?,
-            version: text("application.version", &self.version, 64)?,
-            channel: text("application.channel", &self.channel, 32)?,
-            platform: one_of("system.platform", &system.platform, &PLATFORMS)?,
-            arch: one_of("system.arch", &system.arch, &ARCHES)?,
+            app_name: model::app_name("application.name", &self.name)?,
+            version: model::version("application.version", &self.version)?,
+            channel: model::channel("application.channel", &self.channel)?,
+            platform: Platform::parse("system.platform", &system.platform)?,
+            arch: Arch::parse("system.arch", &system.arch)?,
         })
     }
 }
 
 impl RawReport {
-    pub fn group_key(&self) -> Result<GroupKey, ApiError> {
+    pub fn group_key(&self) -> Result<GroupKey, FieldError> {
         Ok(GroupKey {
             release: self.application.release(&self.system)?,
-            event_type: one_of("event.type", &self.event.kind, &EVENT_TYPES)?,
-            reason: text("event.reason", &self.event.reason, 256)?,
+            event_type: EventType::parse("event.type", &self.event.kind)?,
+            reason: model::text("event.reason", &self.event.reason, model::MAX_REASON_CHARS)?,
         })
     }
 }
@@ -224,21 +130,21 @@ impl RawReport {
 #[derive(Clone, Debug)]
 pub struct Usage {
     pub release: Release,
-    pub kind: String,
+    pub kind: UsageKind,
     pub count: i64,
 }
 
 impl RawUsage {
-    pub fn validate(&self) -> Result<Usage, ApiError> {
+    pub fn validate(&self) -> Result<Usage, FieldError> {
         if !(1..=MAX_USAGE_COUNT).contains(&self.count) {
-            return Err(ApiError::invalid(
+            return Err(FieldError::new(
                 "count",
                 format!("count must be between 1 and {MAX_USAGE_COUNT}"),
             ));
         }
         Ok(Usage {
             release: self.application.release(&self.system)?,
-            kind: one_of("kind", &self.kind, &USAGE_KINDS)?,
+            kind: UsageKind::parse("kind", &self.kind)?,
             count: self.count,
         })
     }
@@ -249,7 +155,7 @@ mod tests {
     use super::*;
 
     fn report(json: &str) -> Result<GroupKey, ApiError> {
-        parse::<RawReport>(json.as_bytes())?.group_key()
+        Ok(parse::<RawReport>(json.as_bytes())?.group_key()?)
     }
 
     const VALID: &str = r#"{
@@ -262,8 +168,8 @@ mod tests {
     fn normalises_and_hashes_the_seven_fields() {
         let key = report(VALID).expect("valid report");
         assert_eq!(key.release.app_name, "editor");
-        assert_eq!(key.release.platform, "windows");
-        assert_eq!(key.release.arch, "x86_64");
+        assert_eq!(key.release.platform, Platform::Windows);
+        assert_eq!(key.release.arch, Arch::X86_64);
         // sha256("editor|1.4.2|stable|windows|x86_64|crash|EXCEPTION_ACCESS_VIOLATION"), by `sha256sum`.
         assert_eq!(
             key.hash(),

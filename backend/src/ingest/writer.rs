@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::counts::CountStore;
-use super::payload::{GroupKey, Release, Usage};
+use super::payload::Usage;
 use crate::db::WriteGate;
+use crate::model::{GroupKey, Release};
 
 /// How many queued requests one flush may take; bounds a transaction's size.
 const MAX_JOBS_PER_FLUSH: usize = 2048;
@@ -195,6 +196,7 @@ pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::{Arch, EventType, Platform};
     use sea_orm::{ActiveModelTrait, ConnectOptions, Database, EntityTrait, Set, TransactionTrait};
     use tokio::task::JoinSet;
 
@@ -204,10 +206,10 @@ pub(crate) mod tests {
                 app_name: "editor".into(),
                 version: "1.0".into(),
                 channel: "stable".into(),
-                platform: "linux".into(),
-                arch: "x86_64".into(),
+                platform: Platform::Linux,
+                arch: Arch::X86_64,
             },
-            event_type: "crash".into(),
+            event_type: EventType::Crash,
             reason: reason.into(),
         }
     }

@@ -7,6 +7,7 @@ pub mod s3;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use rollwatch::auth::Actor;
 use rollwatch::config::Config;
 use rollwatch::server::Server;
 use rollwatch::{accounts, apps};
@@ -103,6 +104,7 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub database: TestDatabase,
     pub data_dir: TempDir,
+    pub account_id: i64,
     pub app_id: i64,
     pub app_name: String,
     pub key: String,
@@ -157,19 +159,30 @@ impl TestApp {
 
         let db = rollwatch::db::connect(&database.url).await.unwrap();
         let account = accounts::find_account(&db, None).await.unwrap();
-        let (app, key) = apps::create(&db, account.id, "editor").await.unwrap();
+        let operator = Actor::Operator {
+            account_id: account.id,
+        };
+        let (app, key) = apps::create(&db, &operator, "editor").await.unwrap();
         TestApp {
             backend,
             addr,
             db,
             database,
             data_dir,
+            account_id: account.id,
             app_id: app.id,
             app_name: app.name,
             key: key.key,
             client: reqwest::Client::new(),
             shutdown: Some(shutdown),
             task: Some(task),
+        }
+    }
+
+    /// The operator's shell on the test app's account.
+    pub fn operator(&self) -> Actor {
+        Actor::Operator {
+            account_id: self.account_id,
         }
     }
 

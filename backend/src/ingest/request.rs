@@ -1,0 +1,151 @@
+//! What every ingestion request carries before its payload, as axum extractors (in the manner
+//! of relay's `RequestMeta`): the report key and device id, the rate limit, and the JSON body
+//! read once under its cap. Extractors run in argument order, the body last, so a handler's
+//! signature is its order of checks: key (401/403) → device id (422) → rate limit (429) →
+//! content type (415) → size (413).
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+
+use crate::error::ApiError;
+use crate::keys::KeyOwner;
+use crate::state::AppState;
+
+const MAX_DEVICE_ID_CHARS: usize = 128;
+/// A body somewhat over the cap is read and thrown away before the 413, so the client, still
+/// sending, gets the answer instead of a reset connection; a far larger one is cut off.
+const MAX_DRAINED_BYTES: usize = 1 << 20;
+
+/// The app behind `Authorization: Bearer rpk_…`, with reports enabled, and the optional
+/// `X-Device-ID` (for rate limiting only, never stored).
+pub struct Reporter {
+    pub owner: KeyOwner,
+    pub device: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Reporter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let owner = authorize(state, &parts.headers).await?;
+        let device = device_id(&parts.headers)?.map(str::to_owned);
+        Ok(Reporter { owner, device })
+    }
+}
+
+/// A `Reporter` whose request has been counted against the key's and the device's limits,
+/// for endpoints that take one report (or one usage count) per request.
+pub struct Metered(pub Reporter);
+
+impl FromRequestParts<AppState> for Metered {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let reporter = Reporter::from_request_parts(parts, state).await?;
+        state
+            .limits
+            .check(reporter.owner.key_id, reporter.device.as_deref())?;
+        Ok(Metered(reporter))
+    }
+}
+
+/// The body, once its content type is JSON and its size within `REPORTS_MAX_BODY_BYTES`.
+pub struct JsonBody(pub Bytes);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let limit = state.config.reports.max_body_bytes;
+        json_body(&parts.headers, body, limit).await.map(JsonBody)
+    }
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingKey)?;
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::InvalidKey)?
+        .trim();
+    let owner = state
+        .keys
+        .resolve(&state.db, key)
+        .await?
+        .ok_or(ApiError::InvalidKey)?;
+    if !owner.reports_enabled {
+        return Err(ApiError::ReportsDisabled);
+    }
+    Ok(owner)
+}
+
+fn device_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get("x-device-id") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::invalid(
+            "X-Device-ID",
+            format!("X-Device-ID must be 1 to {MAX_DEVICE_ID_CHARS} visible ASCII characters"),
+        )
+    };
+    let id = value.to_str().map_err(|_| invalid())?.trim();
+    if id.is_empty() || id.len() > MAX_DEVICE_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(invalid());
+    }
+    Ok(Some(id))
+}
+
+async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let too_large = ApiError::TooLarge {
+        what: "the request body",
+        limit: limit as u64,
+        field: None,
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > (limit + MAX_DRAINED_BYTES) as u64) {
+        return Err(too_large);
+    }
+    let mut body = body;
+    let mut kept = BytesMut::new();
+    let mut dropped = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if dropped == 0 && kept.len() + data.len() <= limit {
+            kept.extend_from_slice(&data);
+        } else {
+            dropped += data.len();
+            if dropped > MAX_DRAINED_BYTES {
+                break;
+            }
+        }
+    }
+    if dropped > 0 {
+        return Err(too_large);
+    }
+    Ok(kept.freeze())
+}
