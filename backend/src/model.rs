@@ -141,8 +141,9 @@ pub const MAX_VERSION_CHARS: usize = 64;
 pub const MAX_CHANNEL_CHARS: usize = 32;
 pub const MAX_REASON_CHARS: usize = 256;
 
-/// Trims and checks a free-text field: non-empty, at most `max` characters, no control
-/// characters.
+/// Trims and checks a free-text field: non-empty, at most `max` characters, and text that is
+/// what it looks like — no control characters, no invisible format characters, no space but
+/// the plain one — so two groups never look identical on a dashboard.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let value = value.trim();
     if value.is_empty() {
@@ -160,7 +161,49 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> 
             format!("{field} contains control characters"),
         ));
     }
+    if let Some(c) = value.chars().find(|&c| is_invisible(c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{field} contains the invisible character U+{:04X}",
+                u32::from(c)
+            ),
+        ));
+    }
     Ok(value.to_owned())
+}
+
+/// Unicode's format characters (General Category Cf: bidirectional overrides and isolates,
+/// zero-width spaces and joiners, the BOM, soft hyphens, tags…) and every space but U+0020.
+fn is_invisible(c: char) -> bool {
+    const FORMAT: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let code = u32::from(c);
+    (c.is_whitespace() && c != ' ')
+        || FORMAT
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&code))
 }
 
 pub fn app_name(field: &str, value: &str) -> Result<String, FieldError> {
@@ -372,6 +415,27 @@ mod tests {
         assert!(channel("c", &"c".repeat(MAX_CHANNEL_CHARS + 1)).is_err());
         assert!(text("r", "bad\u{7}bell", 10).is_err());
         assert!(text("r", "   ", 10).is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_wherever_they_stand() {
+        for invisible in [
+            '\u{202E}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{200B}',  // zero-width space
+            '\u{200D}',  // zero-width joiner, also inside emoji (docs/decisions.md)
+            '\u{FEFF}',  // byte order mark
+            '\u{00AD}',  // soft hyphen
+            '\u{00A0}',  // no-break space
+            '\u{E0041}', // tag
+        ] {
+            let value = format!("SIG{invisible}SEGV");
+            let err = text("event.reason", &value, 256).expect_err(&value);
+            assert_eq!(err.field, "event.reason");
+            assert!(err.message.contains("invisible"), "{}", err.message);
+        }
+        // Visible non-ASCII text stays welcome.
+        assert!(text("event.reason", "Ошибка: 失败 ✓ café", 256).is_ok());
     }
 
     #[test]

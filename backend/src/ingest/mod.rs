@@ -166,7 +166,7 @@ async fn ingest_batch(
         .into_iter()
         .map(|value| {
             state.limits.check(owner.key_id, device.as_deref())?;
-            let accepted = judge(&state, &owner, &payload::parse_value(value)?)?;
+            let accepted = judge(&state, &owner, &payload::parse(value.get().as_bytes())?)?;
             let (write, counted) = accepted.into_write(owner.app_id);
             writes.push(write);
             Ok(counted)

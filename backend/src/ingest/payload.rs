@@ -1,6 +1,16 @@
 //! The report and usage payloads of DESIGN §5: parsed once, validated, normalised.
+//!
+//! Every body, and every report of a batch, is judged by the same rules: objects where the
+//! contract has objects (never an array filled in by position), no key twice in an object,
+//! unknown keys ignored, and one error code for one mistake wherever it appears.
 
-use serde::Deserialize;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeSeed, Error as _, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 use crate::model::{self, Arch, EventType, FieldError, GroupKey, Platform, Release, UsageKind};
@@ -38,39 +48,116 @@ pub struct RawDetails {
 
 #[derive(Debug, Deserialize)]
 pub struct RawReport {
+    #[serde(deserialize_with = "object")]
     pub application: RawApplication,
+    #[serde(deserialize_with = "object")]
     pub system: RawSystem,
+    #[serde(deserialize_with = "object")]
     pub event: RawEvent,
+    #[serde(default, deserialize_with = "optional_object")]
     pub details: Option<RawDetails>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RawBatch {
-    pub reports: Vec<serde_json::Value>,
+    /// Each parsed alone, from its own bytes, by `parse`.
+    pub reports: Vec<Box<RawValue>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RawUsage {
+    #[serde(deserialize_with = "object")]
     pub application: RawApplication,
+    #[serde(deserialize_with = "object")]
     pub system: RawSystem,
     pub kind: String,
     pub count: i64,
 }
 
-/// Parses a JSON document into `T`: syntax errors are 400, wrong shapes 422 naming the field.
+/// Parses a JSON object into `T`: syntax errors are 400, wrong shapes (an array or a scalar
+/// for an object, a key twice, a missing or mistyped field) 422 naming the field.
 pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(shape_error)?;
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map(|Object(value)| value)
+        .map_err(shape_error)?;
     de.end()
         .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     Ok(value)
 }
 
-/// Like `parse`, for one element of an already parsed batch.
-pub fn parse_value<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(shape_error)
+/// A JSON object and nothing else: serde's derived structs also take an array, filled in by
+/// position, and let an unknown key repeat. Wrapping a struct position in `Object` refuses
+/// both there.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = Object<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+        let unique = UniqueKeys {
+            inner: map,
+            seen: Vec::new(),
+        };
+        T::deserialize(MapAccessDeserializer::new(unique)).map(Object)
+    }
+}
+
+/// The keys of one object, each at most once.
+struct UniqueKeys<A> {
+    inner: A,
+    seen: Vec<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for UniqueKeys<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some(key) = self.inner.next_key::<String>()? else {
+            return Ok(None);
+        };
+        if self.seen.contains(&key) {
+            return Err(A::Error::custom(format_args!("{DUPLICATE_KEY}{key}`")));
+        }
+        let field = seed.deserialize(key.as_str().into_deserializer())?;
+        self.seen.push(key);
+        Ok(Some(field))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.inner.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+const DUPLICATE_KEY: &str = "duplicate key `";
+
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<T, D::Error> {
+    Object::deserialize(deserializer).map(|Object(value)| value)
+}
+
+fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<Object<T>>::deserialize(deserializer).map(|value| value.map(|Object(value)| value))
 }
 
 fn shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -81,9 +168,11 @@ fn shape_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
     let message = strip_position(&inner.to_string());
     let parent = if path == "." { None } else { Some(path) };
-    // serde names a missing field only in its message; the path stops at its parent.
-    let missing = message
-        .strip_prefix("missing field `")
+    // serde names a missing (or repeated) field only in its message; the path stops at its
+    // parent.
+    let missing = ["missing field `", DUPLICATE_KEY, "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.strip_suffix('`'));
     let field = match (parent, missing) {
         (Some(parent), Some(name)) => format!("{parent}.{name}"),
@@ -216,5 +305,70 @@ mod tests {
         assert!(
             matches!(report(&long), Err(ApiError::InvalidField { field, .. }) if field == "application.channel")
         );
+    }
+
+    /// The field a refusal names, when it is a 422.
+    fn refused_field(json: &str) -> String {
+        match report(json) {
+            Err(ApiError::InvalidField { field, .. }) => field,
+            other => panic!("expected a 422 for {json}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn objects_only_wherever_the_contract_has_an_object() {
+        let array_for_application = VALID.replace(
+            r#"{"name": " editor ", "version": "1.4.2", "channel": "stable"}"#,
+            r#"["editor", "1.4.2", "stable"]"#,
+        );
+        assert_eq!(refused_field(&array_for_application), "application");
+        let array_for_details = VALID.replace(
+            "\n    }",
+            r#", "details": ["gzip", "H4sI"]
+    }"#,
+        );
+        assert_eq!(refused_field(&array_for_details), "details");
+        assert_eq!(refused_field(r#"[{"name": "editor"}, {}, {}]"#), "");
+        assert!(matches!(
+            parse::<RawUsage>(b"[1, 2]"),
+            Err(ApiError::InvalidField { .. })
+        ));
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_known_or_unknown_at_any_depth() {
+        let twice_known = VALID.replace(
+            r#""version": "1.4.2","#,
+            r#""version": "1.4.2", "version": "9.9.9","#,
+        );
+        assert_eq!(refused_field(&twice_known), "application.version");
+        let twice_unknown = VALID.replace(
+            r#""os_version": "10.0.22631""#,
+            r#""os_version": "10.0.22631", "extra": 1, "extra": 2"#,
+        );
+        assert_eq!(refused_field(&twice_unknown), "system.extra");
+        let twice_at_the_root =
+            VALID.replace("{\n", r#"{"event": {"type": "crash", "reason": "x"}, "#);
+        assert_eq!(refused_field(&twice_at_the_root), "event");
+    }
+
+    #[test]
+    fn a_batch_is_judged_by_the_rules_of_single_reports() {
+        let twice = VALID.replace(
+            r#""version": "1.4.2","#,
+            r#""version": "1.4.2", "version": "9.9.9","#,
+        );
+        let body = format!(r#"{{"reports": [{VALID}, {twice}, ["a", "b"]]}}"#);
+        let batch: RawBatch = parse(body.as_bytes()).expect("a well-formed batch");
+        let judged: Vec<Result<GroupKey, ApiError>> = batch
+            .reports
+            .iter()
+            .map(|item| report(item.get()))
+            .collect();
+        assert!(judged[0].is_ok());
+        assert!(
+            matches!(&judged[1], Err(ApiError::InvalidField { field, .. }) if field == "application.version")
+        );
+        assert!(matches!(&judged[2], Err(ApiError::InvalidField { .. })));
     }
 }
