@@ -13,7 +13,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret};
 use crate::error::ServiceError;
 use crate::model::Role;
 use crate::secrets;
@@ -204,6 +204,7 @@ pub async fn ensure_first_admin(
         return Ok(None);
     }
     let email = config
+        .auth
         .admin_email
         .clone()
         .unwrap_or_else(|| FIRST_ADMIN_EMAIL.to_owned());
@@ -211,7 +212,11 @@ pub async fn ensure_first_admin(
         db,
         FIRST_ACCOUNT_NAME,
         &email,
-        config.admin_password.as_deref(),
+        config
+            .auth
+            .admin_password
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
     )
     .await?;
     Ok(Some(FirstAdmin {

@@ -1,9 +1,11 @@
 //! Configuration: read from the environment and validated once, at start-up (DESIGN §3).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+
+pub use secrecy::{ExposeSecret, SecretString};
 
 /// A bad configuration value; start-up stops with this one line.
 #[derive(Debug, thiserror::Error)]
@@ -13,18 +15,28 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The whole configuration, read section by section: each section's constructor reads its own
+/// variables, so a variable's default, range and message live in one place.
+///
+/// `Debug` is safe to log: the secrets are [`SecretString`]s, which print no value.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind_addr: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
-    /// `None`: a key is generated once and kept in the data dir.
-    pub jwt_secret: Option<String>,
-    pub admin_email: Option<String>,
-    pub admin_password: Option<String>,
+    pub auth: AuthConfig,
     pub reports: ReportsConfig,
     pub storage: StorageConfig,
     pub blob_url_ttl: Duration,
+}
+
+/// User sessions and the first admin.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// `None`: a key is generated once and kept in the data dir.
+    pub jwt_secret: Option<SecretString>,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<SecretString>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,19 +69,24 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub region: String,
     pub access_key_id: String,
-    pub secret_access_key: String,
+    pub secret_access_key: SecretString,
     pub bucket: String,
     pub force_path_style: bool,
 }
 
-/// Reads variables through `get`, so tests need not touch the process environment.
-struct Vars<F: Fn(&str) -> Option<String>>(F);
+/// Reads variables through a lookup, so tests need not touch the process environment.
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl<F: Fn(&str) -> Option<String>> Vars<F> {
+impl Vars<'_> {
     fn raw(&self, var: &'static str) -> Option<String> {
         (self.0)(var)
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
+    }
+
+    /// A secret: never part of an error message, and held only as a [`SecretString`].
+    fn secret(&self, var: &'static str) -> Option<SecretString> {
+        self.raw(var).map(SecretString::from)
     }
 
     fn parse<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
@@ -126,29 +143,77 @@ impl Config {
         Self::from_lookup(|var| std::env::var(var).ok())
     }
 
+    /// Reads the sections in a fixed order and stops at the first bad value.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let vars = Vars(get);
-        let bind_addr = vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
-        let data_dir = PathBuf::from(
-            vars.raw("ROLLWATCH_DATA_DIR")
-                .unwrap_or_else(|| "./data".to_owned()),
-        );
-        let database_url = match vars.raw("DATABASE_URL") {
-            Some(url) => url,
-            None => format!("sqlite://{}/rollwatch.db?mode=rwc", data_dir.display()),
-        };
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|scheme| database_url.starts_with(scheme))
-        {
-            return Err(ConfigError {
-                var: "DATABASE_URL",
-                message: "must start with sqlite:, postgres:// or postgresql://".to_owned(),
-            });
-        }
+        let vars = Vars(&get);
+        let bind_addr = bind_addr(&vars)?;
+        let data_dir = data_dir(&vars);
+        let database_url = database_url(&vars, &data_dir)?;
+        let auth = AuthConfig::from_vars(&vars)?;
+        let reports = ReportsConfig::from_vars(&vars)?;
+        let storage = StorageConfig::from_vars(&vars, &data_dir)?;
+        let blob_url_ttl = blob_url_ttl(&vars)?;
+        Ok(Config {
+            bind_addr,
+            data_dir,
+            database_url,
+            auth,
+            reports,
+            storage,
+            blob_url_ttl,
+        })
+    }
+}
 
-        let jwt_secret = vars.raw("JWT_SECRET");
-        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+/// `BIND_ADDR`.
+fn bind_addr(vars: &Vars<'_>) -> Result<SocketAddr, ConfigError> {
+    vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+/// `ROLLWATCH_DATA_DIR`.
+fn data_dir(vars: &Vars<'_>) -> PathBuf {
+    PathBuf::from(
+        vars.raw("ROLLWATCH_DATA_DIR")
+            .unwrap_or_else(|| "./data".to_owned()),
+    )
+}
+
+/// `DATABASE_URL`, by default the SQLite file in the data dir.
+fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<String, ConfigError> {
+    let database_url = match vars.raw("DATABASE_URL") {
+        Some(url) => url,
+        None => format!("sqlite://{}/rollwatch.db?mode=rwc", data_dir.display()),
+    };
+    if !["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| database_url.starts_with(scheme))
+    {
+        return Err(ConfigError {
+            var: "DATABASE_URL",
+            message: "must start with sqlite:, postgres:// or postgresql://".to_owned(),
+        });
+    }
+    Ok(database_url)
+}
+
+/// `BLOB_URL_TTL_SECONDS`.
+fn blob_url_ttl(vars: &Vars<'_>) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(vars.bounded(
+        "BLOB_URL_TTL_SECONDS",
+        300,
+        1,
+        7 * 24 * 3600,
+    )?))
+}
+
+impl AuthConfig {
+    /// `JWT_SECRET`, `ROLLWATCH_ADMIN_EMAIL`, `ROLLWATCH_ADMIN_PASSWORD`.
+    fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let jwt_secret = vars.secret("JWT_SECRET");
+        if jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
             return Err(ConfigError {
                 var: "JWT_SECRET",
                 message: "must be at least 32 characters".to_owned(),
@@ -161,11 +226,10 @@ impl Config {
                 message: "is not an email address".to_owned(),
             });
         }
-        let admin_password = vars.raw("ROLLWATCH_ADMIN_PASSWORD");
-        if admin_password
-            .as_ref()
-            .is_some_and(|p| p.chars().count() < crate::accounts::MIN_PASSWORD_CHARS)
-        {
+        let admin_password = vars.secret("ROLLWATCH_ADMIN_PASSWORD");
+        if admin_password.as_ref().is_some_and(|p| {
+            p.expose_secret().chars().count() < crate::accounts::MIN_PASSWORD_CHARS
+        }) {
             return Err(ConfigError {
                 var: "ROLLWATCH_ADMIN_PASSWORD",
                 message: format!(
@@ -174,10 +238,20 @@ impl Config {
                 ),
             });
         }
+        Ok(AuthConfig {
+            jwt_secret,
+            admin_email,
+            admin_password,
+        })
+    }
+}
 
+impl ReportsConfig {
+    /// The `REPORTS_*` limits, and `ROLLWATCH_BENCH_ENDPOINTS`.
+    fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let max_details_compressed_bytes =
             vars.bounded("REPORTS_MAX_DETAILS_COMPRESSED_BYTES", 131_072, 1, 16 << 20)?;
-        let reports = ReportsConfig {
+        Ok(ReportsConfig {
             enabled: vars.bool("REPORTS_ENABLED", true)?,
             max_body_bytes: vars.bounded("REPORTS_MAX_BODY_BYTES", 262_144, 1024, 64 << 20)?,
             max_details_compressed_bytes,
@@ -189,7 +263,7 @@ impl Config {
             )?,
             blob_retention_days: vars.bounded("REPORTS_BLOB_RETENTION_DAYS", 30, 1, 3650)?,
             max_blobs_per_group: vars.bounded("REPORTS_MAX_BLOBS_PER_GROUP", 10, 0, 10_000)?,
-            storage_prefix: storage_prefix(&vars)?,
+            storage_prefix: storage_prefix(vars)?,
             rate_limit_per_key_per_minute: vars.bounded(
                 "REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE",
                 100,
@@ -204,57 +278,12 @@ impl Config {
             )?,
             key_cache_ttl: Duration::from_secs(5),
             bench_endpoints: vars.bool("ROLLWATCH_BENCH_ENDPOINTS", false)?,
-        };
-
-        let storage = match vars
-            .raw("STORAGE_DRIVER")
-            .unwrap_or_else(|| "local".to_owned())
-            .as_str()
-        {
-            "local" => StorageConfig::Local {
-                dir: data_dir.join("blobs"),
-            },
-            "s3" => {
-                let why = "when STORAGE_DRIVER=s3";
-                StorageConfig::S3(S3Config {
-                    endpoint: vars.raw("S3_ENDPOINT"),
-                    region: vars
-                        .raw("S3_REGION")
-                        .unwrap_or_else(|| "us-east-1".to_owned()),
-                    access_key_id: vars.required("S3_ACCESS_KEY_ID", why)?,
-                    secret_access_key: vars.required("S3_SECRET_ACCESS_KEY", why)?,
-                    bucket: vars.required("S3_BUCKET_NAME_PRIVATE", why)?,
-                    force_path_style: vars.bool("S3_FORCE_PATH_STYLE", false)?,
-                })
-            }
-            other => {
-                return Err(ConfigError {
-                    var: "STORAGE_DRIVER",
-                    message: format!("{other:?} is not one of local, s3"),
-                });
-            }
-        };
-
-        Ok(Config {
-            bind_addr,
-            data_dir,
-            database_url,
-            jwt_secret,
-            admin_email,
-            admin_password,
-            reports,
-            storage,
-            blob_url_ttl: Duration::from_secs(vars.bounded(
-                "BLOB_URL_TTL_SECONDS",
-                300,
-                1,
-                7 * 24 * 3600,
-            )?),
         })
     }
 }
 
-fn storage_prefix<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<String, ConfigError> {
+/// `REPORTS_STORAGE_PREFIX`: relative path segments, so a key never leaves the blob folder.
+fn storage_prefix(vars: &Vars<'_>) -> Result<String, ConfigError> {
     let prefix = vars
         .raw("REPORTS_STORAGE_PREFIX")
         .unwrap_or_else(|| "reports".to_owned());
@@ -273,6 +302,43 @@ fn storage_prefix<F: Fn(&str) -> Option<String>>(vars: &Vars<F>) -> Result<Strin
         });
     }
     Ok(prefix)
+}
+
+impl StorageConfig {
+    /// `STORAGE_DRIVER`: the blob folder in the data dir, or the `S3_*` bucket.
+    fn from_vars(vars: &Vars<'_>, data_dir: &Path) -> Result<Self, ConfigError> {
+        match vars
+            .raw("STORAGE_DRIVER")
+            .unwrap_or_else(|| "local".to_owned())
+            .as_str()
+        {
+            "local" => Ok(StorageConfig::Local {
+                dir: data_dir.join("blobs"),
+            }),
+            "s3" => Ok(StorageConfig::S3(S3Config::from_vars(vars)?)),
+            other => Err(ConfigError {
+                var: "STORAGE_DRIVER",
+                message: format!("{other:?} is not one of local, s3"),
+            }),
+        }
+    }
+}
+
+impl S3Config {
+    /// The `S3_*` settings of the private bucket, read when `STORAGE_DRIVER=s3`.
+    fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let why = "when STORAGE_DRIVER=s3";
+        Ok(S3Config {
+            endpoint: vars.raw("S3_ENDPOINT"),
+            region: vars
+                .raw("S3_REGION")
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key_id: vars.required("S3_ACCESS_KEY_ID", why)?,
+            secret_access_key: vars.required("S3_SECRET_ACCESS_KEY", why)?.into(),
+            bucket: vars.required("S3_BUCKET_NAME_PRIVATE", why)?,
+            force_path_style: vars.bool("S3_FORCE_PATH_STYLE", false)?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -348,5 +414,45 @@ mod tests {
         };
         assert_eq!(s3.bucket, "private");
         assert!(s3.force_path_style);
+        assert_eq!(s3.secret_access_key.expose_secret(), "sk");
+    }
+
+    #[test]
+    fn debug_output_holds_none_of_the_secrets() {
+        const JWT: &str = "jwt-secret-7f3a9c1e5b2d8f4a6c0e9b7d";
+        const PASSWORD: &str = "admin-password-Quokka-4821";
+        const S3_SECRET: &str = "s3-secret-key-Wombat-9035";
+        let c = config(&[
+            ("JWT_SECRET", JWT),
+            ("ROLLWATCH_ADMIN_EMAIL", "ops@example.test"),
+            ("ROLLWATCH_ADMIN_PASSWORD", PASSWORD),
+            ("STORAGE_DRIVER", "s3"),
+            ("S3_ACCESS_KEY_ID", "ak"),
+            ("S3_SECRET_ACCESS_KEY", S3_SECRET),
+            ("S3_BUCKET_NAME_PRIVATE", "private"),
+        ])
+        .expect("valid config");
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("expected s3 storage");
+        };
+        // The values are all there, for whoever asks for them by name.
+        assert_eq!(
+            c.auth.jwt_secret.as_ref().map(|s| s.expose_secret()),
+            Some(JWT)
+        );
+        assert_eq!(
+            c.auth.admin_password.as_ref().map(|s| s.expose_secret()),
+            Some(PASSWORD)
+        );
+        assert_eq!(s3.secret_access_key.expose_secret(), S3_SECRET);
+
+        for printed in [format!("{c:?}"), format!("{c:#?}")] {
+            for secret in [JWT, PASSWORD, S3_SECRET] {
+                assert!(!printed.contains(secret), "{secret} in {printed}");
+            }
+            // Not a blanket redaction: the rest of the configuration still shows.
+            assert!(printed.contains("ops@example.test"), "{printed}");
+            assert!(printed.contains("private"), "{printed}");
+        }
     }
 }

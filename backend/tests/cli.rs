@@ -278,3 +278,133 @@ async fn sigterm_in_the_middle_of_a_burst_loses_nothing_acknowledged() {
     );
     assert!(acknowledged >= 300);
 }
+
+/// The secrets given to `rollwatch serve` never reach its output, even with debug logging on
+/// while it signs a session with the JWT secret, checks the admin password and signs an S3
+/// upload with the secret access key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_none_of_its_secrets_even_at_debug_level() {
+    const JWT_SECRET: &str = "jwt-Narwhal-5c1e0a97d3b4-never-printed";
+    const ADMIN_EMAIL: &str = "ops@secrets.test";
+    const ADMIN_PASSWORD: &str = "admin-Pangolin-8e2f41-never-printed";
+    let s3 = common::s3::S3Server::start().await;
+    let secrets = [JWT_SECRET, ADMIN_PASSWORD, common::s3::SECRET_KEY];
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = s3.env();
+    vars.extend([
+        ("JWT_SECRET", JWT_SECRET.to_owned()),
+        ("ROLLWATCH_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("ROLLWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ]);
+
+    let child = rollwatch(dir.path())
+        .arg("serve")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed when dropped, should an assertion fail before it is stopped.
+    let mut server = Serving {
+        child,
+        base: String::new(),
+        printed: Vec::new(),
+    };
+    // Read both pipes to the end on their own threads, so a chatty log never blocks the server.
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stdout_pipe = server.child.stdout.take().unwrap();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout_pipe).lines() {
+            let line = line.unwrap();
+            let _ = lines_tx.send(line.clone());
+            all.push(line);
+        }
+        all.join("\n")
+    });
+    let mut stderr_pipe = server.child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut stderr_pipe, &mut all).unwrap();
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    while server.base.is_empty() {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("serve printed its address");
+        if let Some(addr) = line.strip_prefix("Rollwatch listening on ") {
+            server.base = addr.to_owned();
+        }
+    }
+    let base = server.base.clone();
+
+    // The admin password signs in, and the session is signed with JWT_SECRET.
+    let client = reqwest::Client::new();
+    let answer: serde_json::Value = client
+        .post(format!("{base}/graphql"))
+        .json(&serde_json::json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            "variables": { "e": ADMIN_EMAIL, "p": ADMIN_PASSWORD },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let Some(token) = answer["data"]["login"]["token"].as_str() else {
+        panic!("no session: {answer}");
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("the session is signed with JWT_SECRET");
+
+    // A report with details: an upload signed with the S3 secret access key.
+    let created = rollwatch(dir.path())
+        .args(["apps", "create", "editor"])
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let key = stdout(&created).trim().to_owned();
+    let mut body = report("1.0.0", "stable", "linux", "SIGSEGV");
+    body["details"] = serde_json::json!({
+        "encoding": "gzip",
+        "data": common::gzip_base64(b"{\"stack\": [\"main\"]}"),
+    });
+    let answer: serde_json::Value = client
+        .post(format!("{base}/reports/ingest"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["details_stored"],
+        serde_json::json!(true),
+        "{answer}"
+    );
+
+    let clean_exit = server.terminate();
+    let printed = stdout_reader.join().unwrap();
+    let logged = stderr_reader.join().unwrap();
+    assert!(clean_exit, "{printed}\n{logged}");
+    assert!(logged.contains("DEBUG"), "debug logging was on: {logged}");
+    for secret in secrets {
+        assert!(
+            !printed.contains(secret),
+            "stdout holds {secret}: {printed}"
+        );
+        let line = logged.lines().find(|line| line.contains(secret));
+        assert!(line.is_none(), "stderr holds {secret}: {line:?}");
+    }
+}

@@ -10,7 +10,7 @@ use entity::users;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret};
 use crate::error::ServiceError;
 use crate::secrets;
 
@@ -85,8 +85,8 @@ impl SessionKeys {
 /// The signing secret: `JWT_SECRET`, else the data dir's generated key (created on first use,
 /// readable by the owner only).
 pub fn load_or_create_secret(config: &Config) -> Result<Vec<u8>, ServiceError> {
-    if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.as_bytes().to_vec());
+    if let Some(secret) = &config.auth.jwt_secret {
+        return Ok(secret.expose_secret().as_bytes().to_vec());
     }
     let path = config.data_dir.join(SECRET_FILE);
     let secret_error = |e: std::io::Error| ServiceError::Secret(format!("{}: {e}", path.display()));

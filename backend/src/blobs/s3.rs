@@ -10,7 +10,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
 use super::BlobError;
-use crate::config::S3Config;
+use crate::config::{ExposeSecret, S3Config};
 
 pub struct S3Blobs {
     client: Client,
@@ -28,7 +28,7 @@ impl S3Blobs {
             .region(Region::new(config.region.clone()))
             .credentials_provider(Credentials::new(
                 config.access_key_id.clone(),
-                config.secret_access_key.clone(),
+                config.secret_access_key.expose_secret().to_owned(),
                 None,
                 None,
                 "rollwatch-config",
