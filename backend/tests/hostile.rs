@@ -1,0 +1,151 @@
+//! Hostile clients (issue 12): each attack runs against the real server while `/healthz` and
+//! a normal report are timed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Backend, TestApp, error_code, json, report};
+use serde_json::json;
+
+/// What the issue asks of the server under attack.
+const RESPONSIVE: Duration = Duration::from_millis(100);
+/// Beyond this a probe is not slow but stuck.
+const STUCK: Duration = Duration::from_secs(1);
+const PROBE_ROUNDS: usize = 5;
+
+/// Times `/healthz` and a normal report `PROBE_ROUNDS` times each, one after the other.
+async fn probe(app: &TestApp, label: &str) -> (Vec<Duration>, Vec<Duration>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let (mut health, mut reports) = (Vec::new(), Vec::new());
+    for round in 0..PROBE_ROUNDS {
+        let started = Instant::now();
+        let answer = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        health.push(started.elapsed());
+        let started = Instant::now();
+        let answer = client
+            .post(app.url("/reports/ingest"))
+            .bearer_auth(&app.key)
+            .json(&report(
+                "1.0.0",
+                "stable",
+                "linux",
+                &format!("{label}-{round}"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202);
+        reports.push(started.elapsed());
+    }
+    (health, reports)
+}
+
+/// The median probe within `RESPONSIVE` and none stuck: one slow fsync on a busy machine
+/// does not fail the test, a server held up by the attack does.
+fn assert_responsive(label: &str, (health, reports): (Vec<Duration>, Vec<Duration>)) {
+    for (what, mut times) in [("/healthz", health), ("a report", reports)] {
+        times.sort();
+        let median = times[times.len() / 2];
+        assert!(
+            median <= RESPONSIVE && times.iter().all(|t| *t < STUCK),
+            "{label}: {what} took {times:?}"
+        );
+    }
+}
+
+/// `levels` fragments, each spreading the next twice: 2^levels fields once expanded.
+fn expanding_fragments(levels: usize) -> String {
+    let mut doc = String::from("query { ...F0 }\n");
+    for level in 0..levels {
+        let next = level + 1;
+        doc.push_str(&format!(
+            "fragment F{level} on Query {{ ...F{next} ...F{next} }}\n"
+        ));
+    }
+    doc.push_str(&format!("fragment F{levels} on Query {{ __typename }}\n"));
+    doc
+}
+
+/// Posts `query` to `/graphql` without credentials, over and over, from `attackers` tasks,
+/// until `stop` is set.
+fn keep_posting(app: &TestApp, attackers: usize, query: &str, stop: &Arc<AtomicBool>) {
+    for _ in 0..attackers {
+        let (client, url, stop) = (app.client.clone(), app.url("/graphql"), stop.clone());
+        let body = json!({ "query": query });
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let sent = client.post(&url).json(&body).send().await;
+                if let Ok(answer) = sent {
+                    let _ = answer.bytes().await;
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expanding_fragments_are_refused_quickly_while_the_server_keeps_answering() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let bomb = expanding_fragments(24);
+    assert!(bomb.len() < 2048, "a small document");
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let answer = client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": bomb }))
+        .send()
+        .await
+        .unwrap();
+    let refused_in = started.elapsed();
+    let (status, answer) = json(answer).await;
+    assert_eq!(status, 200);
+    assert_eq!(error_code(&answer), Some("BAD_USER_INPUT"), "{answer}");
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("fragments"), "{message}");
+    assert!(refused_in < STUCK, "refused after {refused_in:?}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    keep_posting(&app, 2, &bomb, &stop);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let probed = probe(&app, "fragments").await;
+    stop.store(true, Ordering::SeqCst);
+    assert_responsive("two clients posting expanding fragments", probed);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_is_for_signed_in_callers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let query = "{ __schema { queryType { name } } }";
+    for query in [query, r#"{ __type(name: "App") { name } }"#] {
+        let anonymous = common::graphql(&app, None, query, json!({})).await;
+        assert_eq!(
+            error_code(&anonymous),
+            Some("UNAUTHENTICATED"),
+            "{anonymous}"
+        );
+        assert!(anonymous["data"].is_null(), "{anonymous}");
+    }
+    // `__typename` is no introspection; the login mutation stays open.
+    let typename = common::graphql(&app, None, "{ __typename }", json!({})).await;
+    assert_eq!(common::data(&typename)["__typename"], "Query");
+    let token = common::login(&app, common::ADMIN_EMAIL, common::ADMIN_PASSWORD).await;
+    let signed_in = common::graphql(&app, Some(&token), query, json!({})).await;
+    assert_eq!(
+        common::data(&signed_in)["__schema"]["queryType"]["name"],
+        "Query"
+    );
+    app.stop().await;
+}
