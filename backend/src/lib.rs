@@ -13,6 +13,7 @@ pub mod gate;
 pub mod graphql;
 pub mod ingest;
 pub mod keys;
+pub mod listen;
 pub mod ratelimit;
 pub mod retention;
 pub mod secrets;

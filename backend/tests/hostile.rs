@@ -149,3 +149,153 @@ async fn introspection_is_for_signed_in_callers() {
     );
     app.stop().await;
 }
+
+/// Opens a connection and sends `head` one byte per `every`, then keeps silent; how long the
+/// server kept the connection open.
+async fn dripping_client(addr: std::net::SocketAddr, head: Vec<u8>, every: Duration) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let closed = async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let drip = async move {
+        for byte in head {
+            if write.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = closed => {}
+        () = drip => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => panic!("never disconnected"),
+    }
+    started.elapsed()
+}
+
+fn slow_head(key: &str) -> Vec<u8> {
+    format!(
+        "POST /reports/ingest HTTP/1.1\r\nHost: rollwatch\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slow_clients_are_cut_off_at_the_header_timeout() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("HTTP_HEADER_READ_TIMEOUT_SECONDS", "2")],
+    )
+    .await;
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        slow.spawn(dripping_client(
+            app.addr,
+            slow_head(&app.key),
+            Duration::from_secs(1),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let probed = probe(&app, "slow-headers").await;
+    assert_eq!(slow.len(), 1000, "all slow clients still connected");
+    while let Some(held) = slow.join_next().await {
+        let held = held.unwrap();
+        assert!(
+            held >= Duration::from_millis(1500) && held < Duration::from_secs(10),
+            "a slow client was held {held:?}"
+        );
+    }
+    assert_responsive("a thousand clients sending headers a byte a second", probed);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_when_idle() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("HTTP_IDLE_TIMEOUT_SECONDS", "1")]).await;
+    let silent = dripping_client(app.addr, Vec::new(), Duration::ZERO).await;
+    assert!(silent < Duration::from_secs(8), "held {silent:?}");
+    // A kept-alive connection whose answer has been sent is idle too.
+    let head = b"GET /healthz HTTP/1.1\r\nHost: rollwatch\r\n\r\n".to_vec();
+    let kept_alive = dripping_client(app.addr, head, Duration::ZERO).await;
+    assert!(kept_alive < Duration::from_secs(8), "held {kept_alive:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_too_slowly_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("HTTP_REQUEST_BODY_TIMEOUT_SECONDS", "1")],
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /reports/ingest HTTP/1.1\r\nHost: rollwatch\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{",
+        app.key
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // One byte every 300 ms: never idle for long, never done.
+    let drip = async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if write.write_all(b" ").await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let answered = async move {
+        let (mut answer, mut buf) = (Vec::new(), [0u8; 1024]);
+        while let Ok(n) = read.read(&mut buf).await {
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || String::from_utf8_lossy(&answer).contains("request_timeout") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = tokio::select! {
+        answer = answered => answer,
+        () = drip => unreachable!(),
+        () = tokio::time::sleep(Duration::from_secs(20)) => panic!("no answer"),
+    };
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("HTTP_MAX_CONNECTIONS", "2")]).await;
+    let first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::new();
+    let waiting = client
+        .get(app.url("/healthz"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(waiting.is_err(), "a third connection was served");
+    drop(first);
+    let served = client
+        .get(app.url("/healthz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    app.stop().await;
+}

@@ -119,8 +119,7 @@ async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     let mut kept = BytesMut::new();
     let mut dropped = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
+        let frame = frame.map_err(ApiError::unreadable_body)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
