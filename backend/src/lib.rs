@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod downloads;
 pub mod error;

@@ -299,3 +299,132 @@ async fn connections_beyond_the_cap_wait_for_a_free_one() {
     assert_eq!(served.status(), 200);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive_everywhere() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let answer = app
+            .client
+            .post(app.url("/reports/ingest"))
+            .header("Authorization", format!("{scheme} {}", app.key))
+            .json(&report("1.0.0", "stable", "linux", scheme))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202, "{scheme}");
+    }
+    let token = common::login(&app, common::ADMIN_EMAIL, common::ADMIN_PASSWORD).await;
+    let answer = app
+        .client
+        .post(app.url("/graphql"))
+        .header("Authorization", format!("bearer {token}"))
+        .json(&json!({ "query": "{ me { email } }" }))
+        .send()
+        .await
+        .unwrap();
+    let (_, answer) = json(answer).await;
+    assert_eq!(common::data(&answer)["me"]["email"], common::ADMIN_EMAIL);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_may_report_from_any_origin() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for path in ["/reports/ingest", "/reports/ingest/batch", "/reports/usage"] {
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("Origin", "https://app.example")
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, x-device-id, idempotency-key",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{path}");
+        let headers = preflight.headers();
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        assert!(headers.get("access-control-allow-credentials").is_none());
+        assert!(
+            headers["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("POST")
+        );
+        let allowed = headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        for header in [
+            "authorization",
+            "content-type",
+            "content-encoding",
+            "x-device-id",
+            "idempotency-key",
+        ] {
+            assert!(allowed.contains(header), "{path}: {allowed}");
+        }
+    }
+    let accepted = app
+        .client
+        .post(app.url("/reports/ingest"))
+        .header("Origin", "https://app.example")
+        .bearer_auth(&app.key)
+        .json(&report("1.0.0", "stable", "web", "CORS"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    assert_eq!(accepted.headers()["access-control-allow-origin"], "*");
+    // Refusals are readable by the page too, in the JSON envelope.
+    let refused = app
+        .client
+        .post(app.url("/reports/ingest"))
+        .header("Origin", "https://app.example")
+        .header("Authorization", "Bearer rpk_nope")
+        .json(&report("1.0.0", "stable", "web", "CORS"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
+    let (status, body) = json(refused).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_key"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_with_bad_bytes_are_refused_in_the_json_envelope() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let bad = reqwest::header::HeaderValue::from_bytes(b"dev\xff\xfeice").unwrap();
+    let cases = [
+        ("authorization", 401, "invalid_key"),
+        ("x-device-id", 422, "invalid_field"),
+        ("content-type", 415, "unsupported_media_type"),
+    ];
+    for (name, status, code) in cases {
+        let mut request = app
+            .client
+            .post(app.url("/reports/ingest"))
+            .body(report("1.0.0", "stable", "linux", "BYTES").to_string());
+        if name != "content-type" {
+            request = request.header("content-type", "application/json");
+        }
+        if name != "authorization" {
+            request = request.bearer_auth(&app.key);
+        }
+        let answer = request.header(name, bad.clone()).send().await.unwrap();
+        let (got, body) = json(answer).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {body}"
+        );
+    }
+    app.stop().await;
+}

@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/ingest", post(ingest))
         .route("/reports/ingest/batch", post(ingest_batch))
         .route("/reports/usage", post(usage))
+        .layer(axum::middleware::from_fn(crate::cors::any_origin))
 }
 
 impl From<WriteError> for ApiError {
@@ -60,9 +61,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, Ap
     let key = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::InvalidKey)?
-        .trim();
+        .and_then(crate::auth::bearer_credentials)
+        .ok_or(ApiError::InvalidKey)?;
     let owner = state
         .keys
         .resolve(&state.db, key)
