@@ -26,6 +26,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub blob_url_ttl: Duration,
     pub http: HttpConfig,
+    /// `ROLLWATCH_WEB_DIR`: the built web app (`index.html` and its assets).
+    pub web_dir: PathBuf,
 }
 
 /// How long a connection may take over each step, and how many may be open at once.
@@ -279,6 +281,10 @@ impl Config {
                 7 * 24 * 3600,
             )?),
             http: HttpConfig::from_vars(&vars)?,
+            web_dir: PathBuf::from(
+                vars.raw("ROLLWATCH_WEB_DIR")
+                    .unwrap_or_else(|| "dist".to_owned()),
+            ),
         })
     }
 }

@@ -187,7 +187,7 @@ pub fn router(state: AppState) -> Router {
         }
     }
     // Everything else is the web app, or a JSON 404 when it has not been built.
-    let app = match web::built_app() {
+    let app = match web::built_app(&state.config.web_dir) {
         Some(web_app) => app.fallback_service(web_app),
         None => app.fallback(not_found),
     };

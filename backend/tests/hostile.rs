@@ -428,3 +428,86 @@ async fn headers_with_bad_bytes_are_refused_in_the_json_envelope() {
     }
     app.stop().await;
 }
+
+/// A folder with a built web app in it (an `index.html` is all the server looks for).
+fn web_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><title>Rollwatch</title>",
+    )
+    .unwrap();
+    dir
+}
+
+async fn assert_json_404(app: &TestApp, method: reqwest::Method, path: &str) {
+    let answer = app
+        .client
+        .request(method.clone(), app.url(path))
+        .header("Accept", "text/html,application/xhtml+xml,*/*")
+        .header("Content-Type", "application/json")
+        .bearer_auth(&app.key)
+        .body(report("1.0.0", "stable", "linux", "LOST").to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(answer).await;
+    assert_eq!(status, 404, "{method} {path}: {body}");
+    assert_eq!(body["error"]["code"], "not_found", "{method} {path}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_answer_like_an_api_beside_the_web_app() {
+    let web = web_dir();
+    let web_path = web.path().display().to_string();
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, &[("ROLLWATCH_WEB_DIR", web_path.as_str())]).await;
+    for path in ["/nothing-here", "/apps/3", "/", "/reports/nothing"] {
+        assert_json_404(&app, reqwest::Method::POST, path).await;
+        assert_json_404(&app, reqwest::Method::PUT, path).await;
+    }
+    for path in [
+        "/reports/nothing",
+        "/api/3/nothing/",
+        "/blobs/a/b",
+        "/graphql/x",
+    ] {
+        assert_json_404(&app, reqwest::Method::GET, path).await;
+    }
+    // A page path still gets the web app, for GET and HEAD.
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let page = app
+            .client
+            .request(method.clone(), app.url("/apps/3"))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{method}");
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_while_reports_are_disabled_is_a_json_404() {
+    let web = web_dir();
+    let web_path = web.path().display().to_string();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("ROLLWATCH_WEB_DIR", web_path.as_str()),
+            ("REPORTS_ENABLED", "false"),
+        ],
+    )
+    .await;
+    for path in ["/reports/ingest", "/reports/ingest/batch", "/reports/usage"] {
+        assert_json_404(&app, reqwest::Method::POST, path).await;
+    }
+    app.stop().await;
+}
