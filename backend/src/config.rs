@@ -28,6 +28,36 @@ pub struct Config {
     pub reports: ReportsConfig,
     pub storage: StorageConfig,
     pub blob_url_ttl: Duration,
+    pub http: HttpConfig,
+    /// `ROLLWATCH_WEB_DIR`: the built web app (`index.html` and its assets).
+    pub web_dir: PathBuf,
+}
+
+/// How long a connection may take over each step, and how many may be open at once.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// From a request's first byte to the end of its headers.
+    pub header_read_timeout: Duration,
+    /// From the end of a request's headers to the end of its body.
+    pub request_body_timeout: Duration,
+    /// A connection with no request in flight and no byte moving is closed after this.
+    pub idle_timeout: Duration,
+    /// Connections open at once; beyond it new ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl HttpConfig {
+    fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let seconds = |var: &'static str, default: u64, max: u64| {
+            vars.bounded(var, default, 1, max).map(Duration::from_secs)
+        };
+        Ok(HttpConfig {
+            header_read_timeout: seconds("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10, 300)?,
+            request_body_timeout: seconds("HTTP_REQUEST_BODY_TIMEOUT_SECONDS", 60, 3600)?,
+            idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 75, 3600)?,
+            max_connections: vars.bounded("HTTP_MAX_CONNECTIONS", 4096, 1, 1_000_000)?,
+        })
+    }
 }
 
 /// User sessions and the first admin.
@@ -153,6 +183,8 @@ impl Config {
         let reports = ReportsConfig::from_vars(&vars)?;
         let storage = StorageConfig::from_vars(&vars, &data_dir)?;
         let blob_url_ttl = blob_url_ttl(&vars)?;
+        let http = HttpConfig::from_vars(&vars)?;
+        let web_dir = web_dir(&vars);
         Ok(Config {
             bind_addr,
             data_dir,
@@ -161,6 +193,8 @@ impl Config {
             reports,
             storage,
             blob_url_ttl,
+            http,
+            web_dir,
         })
     }
 }
@@ -168,6 +202,14 @@ impl Config {
 /// `BIND_ADDR`.
 fn bind_addr(vars: &Vars<'_>) -> Result<SocketAddr, ConfigError> {
     vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+/// `ROLLWATCH_WEB_DIR`: the built web app, when it is served from a folder.
+fn web_dir(vars: &Vars<'_>) -> PathBuf {
+    PathBuf::from(
+        vars.raw("ROLLWATCH_WEB_DIR")
+            .unwrap_or_else(|| "dist".to_owned()),
+    )
 }
 
 /// `ROLLWATCH_DATA_DIR`.
@@ -370,6 +412,10 @@ mod tests {
         assert_eq!(c.blob_url_ttl, Duration::from_secs(300));
         assert!(c.reports.enabled);
         assert!(!c.reports.bench_endpoints);
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.request_body_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(75));
+        assert_eq!(c.http.max_connections, 4096);
     }
 
     #[test]
@@ -389,6 +435,10 @@ mod tests {
             ("BLOB_URL_TTL_SECONDS", "soon"),
             ("JWT_SECRET", "short"),
             ("ROLLWATCH_ADMIN_PASSWORD", "hunter2"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("HTTP_REQUEST_BODY_TIMEOUT_SECONDS", "3601"),
+            ("HTTP_IDLE_TIMEOUT_SECONDS", "forever"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).expect_err(var);

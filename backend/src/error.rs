@@ -36,6 +36,8 @@ pub enum ApiError {
     NotFound,
     #[error("this download link is invalid or has expired")]
     LinkRefused,
+    #[error("{0}")]
+    BodyTimeout(crate::listen::BodyTimeout),
 }
 
 impl ApiError {
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::LinkRefused => StatusCode::FORBIDDEN,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -77,6 +80,16 @@ impl ApiError {
             ApiError::StoreUnavailable => "store_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::LinkRefused => "forbidden",
+            ApiError::BodyTimeout(_) => "request_timeout",
+        }
+    }
+
+    /// A request body that could not be read: too slow (408), or broken off (400).
+    pub fn unreadable_body(err: axum::Error) -> Self {
+        let err = err.into_inner();
+        match crate::listen::body_timeout(&*err) {
+            Some(timeout) => ApiError::BodyTimeout(*timeout),
+            None => ApiError::MalformedJson(format!("could not read the body: {err}")),
         }
     }
 

@@ -26,7 +26,7 @@ use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
 use crate::state::{AppState, Shared};
-use crate::{db, downloads, ingest, retention, web};
+use crate::{db, downloads, ingest, listen, retention, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -124,11 +124,10 @@ impl Server {
             tokio::spawn(sweep_blobs(state.clone())),
             tokio::spawn(forget_idle_limits(state.clone())),
         ];
-        // The client address keys the sign-in rate limit.
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // Each request carries its client's address (`ConnectInfo`): it keys the sign-in rate
+        // limit.
+        let limits = state.config.http.clone();
+        let served = listen::serve(listener, router(state.clone()), limits, shutdown).await;
         for task in background {
             task.abort();
             let _ = task.await;
@@ -159,7 +158,7 @@ pub fn router(state: AppState) -> Router {
         }
     }
     // Everything else is the web app, or a JSON 404 when it has not been built.
-    let app = match web::built_app() {
+    let app = match web::built_app(&state.config.web_dir) {
         Some(web_app) => app.fallback_service(web_app),
         None => app.fallback(not_found),
     };

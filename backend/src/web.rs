@@ -2,7 +2,7 @@
 //! files, `index.html` for every page path so the app's own router handles deep links and
 //! reloads, year-long caching of content-hashed assets, and gzip.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::Router;
 use axum::extract::Request;
@@ -16,7 +16,9 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::error::ApiError;
 
 pub const WEB_DIR_VAR: &str = "ROLLWATCH_WEB_DIR";
-const DEFAULT_WEB_DIR: &str = "dist";
+/// The first path segments of the APIs: whatever the method or `Accept`, a path under them
+/// that no route serves is a JSON 404, never the web app.
+const API_SEGMENTS: &[&str] = &["reports", "graphql", "api", "blobs"];
 /// Trunk names assets `name-<hash>.ext` (or `name-<hash>_bg.wasm`), the hash a 64-bit number
 /// in hex without leading zeros: their content never changes under that name.
 const TRUNK_HASH_DIGITS: std::ops::RangeInclusive<usize> = 10..=16;
@@ -24,10 +26,8 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `index.html` names the current assets, so browsers must revalidate it every time.
 const REVALIDATE: &str = "no-cache";
 
-/// The web app's routes, or `None` (logged) when it has not been built.
-pub fn built_app() -> Option<Router> {
-    let dir =
-        PathBuf::from(std::env::var_os(WEB_DIR_VAR).unwrap_or_else(|| DEFAULT_WEB_DIR.into()));
+/// The web app's routes, or `None` (logged) when it has not been built in `dir`.
+pub fn built_app(dir: &Path) -> Option<Router> {
     if !dir.join("index.html").is_file() {
         tracing::warn!(
             dir = %dir.display(),
@@ -36,17 +36,23 @@ pub fn built_app() -> Option<Router> {
         return None;
     }
     tracing::info!(dir = %dir.display(), "serving the web app");
-    Some(files(&dir))
+    Some(files(dir))
 }
 
 fn files(dir: &Path) -> Router {
     let index = dir.join("index.html");
-    let assets = ServeDir::new(dir).fallback(axum::routing::any(not_found));
+    // Any method but GET and HEAD gets the JSON 404 too, not ServeDir's bare 405.
+    let assets = ServeDir::new(dir)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(axum::routing::any(not_found));
     Router::new()
         .fallback(move |request: Request| {
             let index = index.clone();
             let assets = assets.clone();
             async move {
+                if is_api_path(request.uri().path()) {
+                    return ApiError::NotFound.into_response();
+                }
                 let answer = if is_page_request(&request) {
                     ServeFile::new(index).oneshot(request).await
                 } else {
@@ -74,6 +80,15 @@ fn is_page_request(request: &Request) -> bool {
     matches!(*request.method(), Method::GET | Method::HEAD)
         && !last_segment.contains('.')
         && wants_html
+}
+
+fn is_api_path(path: &str) -> bool {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    API_SEGMENTS.contains(&first)
 }
 
 async fn not_found() -> Response {
@@ -157,6 +172,24 @@ mod tests {
             .expect("asset");
         assert_eq!(asset.status(), StatusCode::OK);
         assert_eq!(asset.headers()[header::CACHE_CONTROL], IMMUTABLE);
+
+        for path in [
+            "/reports/ingest",
+            "/api/3/envelope/",
+            "/blobs/x",
+            "/graphql/x",
+        ] {
+            let api = app
+                .clone()
+                .oneshot(request(path, "text/html"))
+                .await
+                .expect("api path");
+            assert_eq!(api.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let mut post = request("/apps/3", "text/html");
+        *post.method_mut() = Method::POST;
+        let post = app.clone().oneshot(post).await.expect("post");
+        assert_eq!(post.status(), StatusCode::NOT_FOUND);
 
         for path in ["/frontend-0000000000000000.js", "/graphq"] {
             let missing = app

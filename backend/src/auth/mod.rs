@@ -137,17 +137,22 @@ pub fn is_admin(user: &users::Model) -> bool {
     user.role == Role::Admin.as_str()
 }
 
+/// The credentials of an `Authorization: Bearer …` value, on every endpoint: the scheme is
+/// case-insensitive (RFC 9110 §11.1) and separated from them by spaces or tabs.
+pub fn bearer_credentials(authorization: &str) -> Option<&str> {
+    let (scheme, credentials) = authorization.trim_start().split_once([' ', '\t'])?;
+    let credentials = credentials.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
 /// Resolves `Authorization: Bearer …` (a session JWT or an `rwt_` token) to its caller.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     sessions: &SessionKeys,
     authorization: Option<&str>,
 ) -> Result<Actor, AuthError> {
-    let credential = authorization
-        .ok_or(AuthError::Missing)?
-        .strip_prefix("Bearer ")
-        .ok_or(AuthError::Invalid)?
-        .trim();
+    let credential =
+        bearer_credentials(authorization.ok_or(AuthError::Missing)?).ok_or(AuthError::Invalid)?;
     if credential.starts_with(tokens::TOKEN_PREFIX) {
         let (token, scope) = tokens::resolve(db, credential)
             .await?
@@ -232,4 +237,19 @@ pub async fn readable_apps(
         } => query = query.filter(apps::Column::Id.is_in(ids.iter().copied())),
     }
     Ok(query.all(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", "BeArEr\tabc"] {
+            assert_eq!(bearer_credentials(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Bearer", "Bearer ", "Basic abc", "Bearerabc", "abc"] {
+            assert_eq!(bearer_credentials(value), None, "{value:?}");
+        }
+    }
 }

@@ -28,6 +28,9 @@ pub enum GqlError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The request did not complete within its deadline.
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal error")]
     Internal,
 }
@@ -55,6 +58,7 @@ impl GqlError {
             GqlError::BadInput { .. } => "BAD_USER_INPUT",
             GqlError::NotFound(_) => "NOT_FOUND",
             GqlError::RateLimited { .. } => "RATE_LIMITED",
+            GqlError::Timeout(_) => "TIMEOUT",
             GqlError::Internal => "INTERNAL",
         }
     }

@@ -73,9 +73,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, Ap
     let key = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::InvalidKey)?
-        .trim();
+        .and_then(crate::auth::bearer_credentials)
+        .ok_or(ApiError::InvalidKey)?;
     let owner = state
         .keys
         .resolve(&state.db, key)
@@ -130,8 +129,7 @@ async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     let mut kept = BytesMut::new();
     let mut dropped = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::MalformedJson(format!("could not read the body: {e}")))?;
+        let frame = frame.map_err(ApiError::unreadable_body)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
