@@ -1,6 +1,6 @@
 //! Test harness: the real server on a random port, against a fresh SQLite file or a fresh
 //! PostgreSQL database, in the manner of zero2prod's `spawn_app`.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 pub mod s3;
 
