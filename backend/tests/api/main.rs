@@ -15,6 +15,7 @@ mod gate_simulation;
 mod graphql;
 mod graphql_blobs;
 mod group_commit;
+mod harness;
 mod ingest;
 mod postgres_outage;
 mod schema;
