@@ -476,7 +476,6 @@ impl MetricJudge<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

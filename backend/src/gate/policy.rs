@@ -234,7 +234,6 @@ pub async fn save(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

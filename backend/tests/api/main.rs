@@ -1,7 +1,9 @@
 //! The backend's integration tests, one module per area, linked into a single test binary
 //! (zero2prod's layout): one link of the server instead of one per file.
 //!
-//! A failed `unwrap` in a test is a failing test: allowed here once, for every module.
+//! clippy.toml allows `unwrap` in `#[test]` functions only; the async bodies that
+//! `on_both_databases!` runs and the harness in `common` are plain functions, so `unwrap` is
+//! allowed here, once, for every module.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
