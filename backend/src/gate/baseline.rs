@@ -52,7 +52,6 @@ fn parse(version: &str) -> Option<Version> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

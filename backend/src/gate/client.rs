@@ -368,7 +368,6 @@ fn row(metric: &MetricResult) -> [String; 7] {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::gate::evaluate::{Baseline, evaluate, measured};

@@ -445,7 +445,6 @@ impl MetricJudge<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -130,7 +130,6 @@ pub fn percent(rate: f64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -70,7 +70,6 @@ pub fn rate_ratio_test(current: Sample, baseline: Sample, ratio: f64) -> Option<
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,4 @@
 //! A real S3 protocol server in-process: s3s-fs over a temporary folder.
-#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

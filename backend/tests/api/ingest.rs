@@ -1,11 +1,8 @@
 //! REST ingestion against the real server, on SQLite and PostgreSQL (DESIGN §5).
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp, expected_hash, gzip_base64, json, report};
+use crate::common::{Backend, TestApp, expected_hash, gzip_base64, json, report};
 use serde_json::json;
 
 on_both_databases!(

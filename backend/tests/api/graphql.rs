@@ -1,12 +1,10 @@
 //! The GraphQL read API against the real server, on SQLite and PostgreSQL (DESIGN §6):
 //! who may see and do what, tenant isolation, and numbers that add up with what was ingested.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::collections::HashSet;
 
-use common::{
+use crate::common;
+use crate::common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, error_code, graphql, login, report,
 };
 use serde_json::{Value, json};

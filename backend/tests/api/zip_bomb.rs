@@ -1,13 +1,12 @@
 //! A gzip bomb is refused without being inflated: the server's memory stays bounded.
-//! Alone in its test binary so no other test moves the process's peak memory.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+//! The measurement runs alone in a process of its own (this test binary started again for
+//! this one test) so no other test moves the process's peak memory.
 
 use std::io::Write;
 
+use crate::common;
+use crate::common::{Backend, TestApp, json, report};
 use base64::Engine;
-use common::{Backend, TestApp, json, report};
 use serde_json::json;
 
 /// Peak resident memory of this process (the server runs in it), in KiB.
@@ -17,8 +16,40 @@ fn peak_rss_kib() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gzip_bomb_is_refused_without_inflating_it() {
+/// Set in the process the test starts again for itself.
+const ALONE: &str = "ROLLWATCH_TEST_ZIP_BOMB_ALONE";
+
+#[test]
+fn a_gzip_bomb_is_refused_without_inflating_it() {
+    if std::env::var_os(ALONE).is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(refused_without_inflating_it());
+        return;
+    }
+    // This binary's name of the test: its module path without the crate.
+    let (_, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::a_gzip_bomb_is_refused_without_inflating_it");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name.as_str(), "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "the test alone in its own process failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+async fn refused_without_inflating_it() {
     // 120 MiB of zeros, compressed a chunk at a time so the test itself never holds them.
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     let chunk = vec![0u8; 1 << 20];

@@ -1,12 +1,10 @@
 //! Details kept as private blobs: the local folder and a real S3 server, the per-group cap,
 //! storage failures that keep the count, and the retention sweep (DESIGN §5, §7).
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
+use crate::common;
+use crate::common::s3::S3Server;
+use crate::common::{Backend, TestApp, json, report};
 use base64::Engine;
-use common::s3::S3Server;
-use common::{Backend, TestApp, json, report};
 use rollwatch::blobs::BlobStore;
 use rollwatch::config::Config;
 use serde_json::{Value, json};

@@ -1,9 +1,6 @@
 //! `POST /bench/noop`, the benchmark's do-nothing endpoint, exists only when opted in.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Backend, TestApp, report};
+use crate::common::{Backend, TestApp, report};
 
 #[tokio::test]
 async fn the_noop_endpoint_exists_only_when_opted_in() {

@@ -1,14 +1,12 @@
 //! Blob downloads through `groupBlobs` URLs, fetched for real over HTTP: the Local store's
 //! signed `/blobs/…` route and S3 presigned GETs against an in-process S3 server (DESIGN §7).
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::time::Duration;
 
+use crate::common;
+use crate::common::s3::S3Server;
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, graphql, login, report};
 use base64::Engine;
-use common::s3::S3Server;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, graphql, login, report};
 use serde_json::{Value, json};
 
 on_both_databases!(

@@ -1,14 +1,12 @@
 //! PostgreSQL becomes unreachable under load: ingestion answers 503, and once the database is
 //! back the counts equal exactly the reports that were acknowledged.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp, TestDatabase, expected_hash, report};
+use crate::common;
+use crate::common::{Backend, TestApp, TestDatabase, expected_hash, report};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;

@@ -1,11 +1,9 @@
 //! Group commit (DESIGN §9, issue 6): many concurrent requests folded into few transactions
 //! are all counted, exactly; a request whose transaction fails gets 503 and leaves nothing
 //! behind. (SIGTERM in the middle of a burst is in cli.rs.)
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Backend, TestApp, json, report, report_hash};
+use crate::common;
+use crate::common::{Backend, TestApp, json, report, report_hash};
 use sea_orm::ConnectionTrait;
 
 on_both_databases!(

@@ -1,12 +1,9 @@
 //! Release gating against the real server, on SQLite and PostgreSQL (DESIGN §8): reports and
 //! usage go in over REST, verdicts come out of the gate.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::collections::HashSet;
 
-use common::{
+use crate::common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, error_code, graphql, json, login,
 };
 use entity::app_access;

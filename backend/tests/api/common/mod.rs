@@ -1,6 +1,6 @@
 //! Test harness: the real server on a random port, against a fresh SQLite file or a fresh
 //! PostgreSQL database, in the manner of zero2prod's `spawn_app`.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 pub mod s3;
 
@@ -51,10 +51,11 @@ fn with_database(server_url: &str, database: &str) -> String {
     format!("{base}/{database}")
 }
 
-/// A database of its own for one test: a new SQLite file, or a new PostgreSQL database.
+/// A database of its own for one test: a new SQLite file, or a new PostgreSQL database that
+/// is dropped when this is, so also when the test panics.
 pub struct TestDatabase {
     pub url: String,
-    /// The PostgreSQL database to drop when the test ends.
+    /// The PostgreSQL database to drop.
     postgres_name: Option<String>,
 }
 
@@ -83,15 +84,38 @@ impl TestDatabase {
         }
     }
 
-    pub async fn drop_database(&self) {
-        if let Some(name) = &self.postgres_name
-            && let Ok(admin) = sea_orm::Database::connect(postgres_server_url()).await
-        {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            let _ = admin.close().await;
-        }
+    /// The name of the PostgreSQL database, `None` on SQLite.
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.postgres_name.as_deref()
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Drops the PostgreSQL database, closing the connections still open to it. `drop` may run
+    /// inside the test's runtime, even a single-threaded one, or while a panic unwinds, so the
+    /// work is done on a thread of its own with its own runtime, and waited for here. Failures
+    /// are ignored: a second panic while unwinding would abort the whole test binary.
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else {
+            return;
+        };
+        let dropping = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(admin) = sea_orm::Database::connect(postgres_server_url()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropping.join();
     }
 }
 
@@ -240,7 +264,7 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.shutdown_server().await;
         let _ = self.db.clone().close().await;
-        self.database.drop_database().await;
+        // Dropping `self` drops the test's database.
     }
 
     pub async fn shutdown_server(&mut self) {

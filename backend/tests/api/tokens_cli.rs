@@ -1,10 +1,7 @@
 //! `rollwatch tokens create` (DESIGN §2): a CI token from a shell, printed once, that reads
 //! the apps it names and nothing else.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{Backend, TestApp, data, error_code, graphql};
+use crate::common::{Backend, TestApp, data, error_code, graphql};
 use serde_json::json;
 
 on_both_databases!(a_cli_token_reads_its_apps_only);

@@ -1,7 +1,6 @@
 //! Simulated releases whose true rates are known, drawn many times with seeded randomness:
 //! the gate must keep its promised error rates (DESIGN §8). Observed rates are printed; read
-//! them with `cargo test -p rollwatch --test gate_simulation -- --nocapture`.
-#![allow(clippy::unwrap_used)]
+//! them with `cargo test -p rollwatch --test api gate_simulation -- --nocapture`.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

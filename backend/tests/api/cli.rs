@@ -1,15 +1,13 @@
 //! The `rollwatch` binary as an operator uses it: first start, operator commands, bad
 //! configuration, and SIGTERM in the middle of a burst.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{expected_hash, report};
+use crate::common;
+use crate::common::{expected_hash, report};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rollwatch");
 

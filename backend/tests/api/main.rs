@@ -1,0 +1,25 @@
+//! The backend's integration tests, one module per area, linked into a single test binary
+//! (zero2prod's layout): one link of the server instead of one per file.
+//!
+//! clippy.toml allows `unwrap` in `#[test]` functions only; the async bodies that
+//! `on_both_databases!` runs and the harness in `common` are plain functions, so `unwrap` is
+//! allowed here, once, for every module.
+#![allow(clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+mod bench_endpoint;
+mod blobs;
+mod cli;
+mod gate;
+mod gate_simulation;
+mod graphql;
+mod graphql_blobs;
+mod group_commit;
+mod harness;
+mod ingest;
+mod postgres_outage;
+mod schema;
+mod tokens_cli;
+mod zip_bomb;
