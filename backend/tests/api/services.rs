@@ -1,12 +1,9 @@
 //! One service per operation, one roll-up for every view: the operator's shell writes the same
 //! audit rows as the API, and the dashboard and the gate count a release the same way.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::process::Command;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, graphql, json, login};
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, graphql, json, login};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 

@@ -1,14 +1,11 @@
 //! Hostile clients (issue 12): each attack runs against the real server while `/healthz` and
 //! a normal report are timed.
-#![allow(clippy::unwrap_used)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestApp, error_code, json, report};
+use crate::common::{Backend, TestApp, error_code, json, report};
 use serde_json::json;
 
 /// What the issue asks of the server under attack.
@@ -130,7 +127,7 @@ async fn introspection_is_for_signed_in_callers() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let query = "{ __schema { queryType { name } } }";
     for query in [query, r#"{ __type(name: "App") { name } }"#] {
-        let anonymous = common::graphql(&app, None, query, json!({})).await;
+        let anonymous = crate::common::graphql(&app, None, query, json!({})).await;
         assert_eq!(
             error_code(&anonymous),
             Some("UNAUTHENTICATED"),
@@ -139,12 +136,17 @@ async fn introspection_is_for_signed_in_callers() {
         assert!(anonymous["data"].is_null(), "{anonymous}");
     }
     // `__typename` is no introspection; the login mutation stays open.
-    let typename = common::graphql(&app, None, "{ __typename }", json!({})).await;
-    assert_eq!(common::data(&typename)["__typename"], "Query");
-    let token = common::login(&app, common::ADMIN_EMAIL, common::ADMIN_PASSWORD).await;
-    let signed_in = common::graphql(&app, Some(&token), query, json!({})).await;
+    let typename = crate::common::graphql(&app, None, "{ __typename }", json!({})).await;
+    assert_eq!(crate::common::data(&typename)["__typename"], "Query");
+    let token = crate::common::login(
+        &app,
+        crate::common::ADMIN_EMAIL,
+        crate::common::ADMIN_PASSWORD,
+    )
+    .await;
+    let signed_in = crate::common::graphql(&app, Some(&token), query, json!({})).await;
     assert_eq!(
-        common::data(&signed_in)["__schema"]["queryType"]["name"],
+        crate::common::data(&signed_in)["__schema"]["queryType"]["name"],
         "Query"
     );
     app.stop().await;
@@ -314,7 +316,12 @@ async fn the_bearer_scheme_is_case_insensitive_everywhere() {
             .unwrap();
         assert_eq!(answer.status(), 202, "{scheme}");
     }
-    let token = common::login(&app, common::ADMIN_EMAIL, common::ADMIN_PASSWORD).await;
+    let token = crate::common::login(
+        &app,
+        crate::common::ADMIN_EMAIL,
+        crate::common::ADMIN_PASSWORD,
+    )
+    .await;
     let answer = app
         .client
         .post(app.url("/graphql"))
@@ -324,7 +331,10 @@ async fn the_bearer_scheme_is_case_insensitive_everywhere() {
         .await
         .unwrap();
     let (_, answer) = json(answer).await;
-    assert_eq!(common::data(&answer)["me"]["email"], common::ADMIN_EMAIL);
+    assert_eq!(
+        crate::common::data(&answer)["me"]["email"],
+        crate::common::ADMIN_EMAIL
+    );
     app.stop().await;
 }
 
