@@ -188,6 +188,14 @@ async fn sweep_blobs(state: AppState) {
             Ok(sweep) => tracing::info!(?sweep, "blob retention sweep"),
             Err(e) => tracing::warn!(error = %e, "blob retention sweep failed"),
         }
+        let forgotten = {
+            let _gate = state.write_gate.enter().await;
+            ingest::idempotency::forget_old(&state.db).await
+        };
+        match forgotten {
+            Ok(rows) => tracing::info!(rows, "old idempotency keys and flush ids forgotten"),
+            Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
+        }
     }
 }
 

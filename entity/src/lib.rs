@@ -7,6 +7,8 @@ pub mod app_access;
 pub mod apps;
 pub mod audit_log;
 pub mod gate_policies;
+pub mod idempotency_keys;
+pub mod ingest_flushes;
 pub mod report_blobs;
 pub mod report_counts;
 pub mod report_groups;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
 mod m20261122_000002_gate_policies;
+mod m20261202_000001_exactly_once;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_gate_policies::Migration),
+            Box::new(m20261202_000001_exactly_once::Migration),
         ]
     }
 }

@@ -24,9 +24,56 @@ use sea_orm::sqlx::{
 };
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
-use super::writer::Folded;
+use super::writer::{Claim, Folded, Write, fold};
 use crate::model::Release;
 
+/// A request's writes and its claim, if it carries an `Idempotency-Key`.
+pub type Job<'a> = (&'a [Write], Option<&'a Claim>);
+
+/// The id a flush writes beside its counts, and when.
+struct Flush<'a> {
+    id: &'a str,
+    at: i64,
+}
+
+/// Which jobs' keys are new: the first of a flush to carry a key may claim it, and only if
+/// `claimed` (the keys the database took) holds it.
+fn counted_jobs(jobs: &[Job<'_>], claimed: &[(i64, String)]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter()
+        .map(|(_, claim)| match claim {
+            None => true,
+            Some(claim) => {
+                seen.insert((claim.app_id, claim.key.as_str()))
+                    && claimed
+                        .iter()
+                        .any(|(app_id, key)| *app_id == claim.app_id && *key == claim.key)
+            }
+        })
+        .collect()
+}
+
+/// Each distinct claim of the flush once: the first job's.
+fn distinct_claims<'a>(jobs: &[Job<'a>]) -> Vec<&'a Claim> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter()
+        .filter_map(|(_, claim)| *claim)
+        .filter(|claim| seen.insert((claim.app_id, claim.key.as_str())))
+        .collect()
+}
+
+/// The writes of the jobs that count.
+fn counted_writes<'a>(jobs: &[Job<'a>], counted: &[bool]) -> Folded<'a> {
+    fold(
+        jobs.iter()
+            .zip(counted)
+            .filter(|(_, counted)| **counted)
+            .flat_map(|((writes, _), _)| writes.iter()),
+    )
+}
+
+/// How long the writer keeps asking an unreachable database whether a flush committed.
+const OUTCOME_LOOKUP_FOR: Duration = Duration::from_secs(5);
 /// A held connection unused for longer than this is pinged before a flush uses it.
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 /// SQLite rows per multi-row statement, well under its bind-parameter limit.
@@ -46,9 +93,14 @@ const USAGE_INSERT: &str =
 const USAGE_ON_CONFLICT: &str = "ON CONFLICT (app_id, version, channel, platform, arch, kind, \
      hour) DO UPDATE SET count = usage_counts.count + excluded.count";
 
+const FLUSH_INSERT: &str = "INSERT INTO ingest_flushes (id, created_at)";
+const CLAIMS_INSERT: &str = "INSERT INTO idempotency_keys (app_id, key, answer, created_at)";
+const CLAIMS_ON_CONFLICT: &str = "ON CONFLICT (app_id, key) DO NOTHING RETURNING app_id, key";
+
 static POSTGRES_FLUSH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH groups AS ({GROUPS_INSERT} \
+        "WITH flush AS ({FLUSH_INSERT} SELECT * FROM unnest($25::text[], $26::int8[])), \
+         groups AS ({GROUPS_INSERT} \
              SELECT g.*, 0 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], \
                  $11::timestamptz[], $12::timestamptz[]) AS g \
@@ -63,6 +115,15 @@ static POSTGRES_FLUSH: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+static POSTGRES_CLAIMS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{CLAIMS_INSERT} SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[]) \
+         {CLAIMS_ON_CONFLICT}"
+    )
+});
+static SQLITE_FLUSH_ID: LazyLock<String> =
+    LazyLock::new(|| format!("{FLUSH_INSERT} VALUES (?, ?)"));
+
 enum Held {
     Postgres(PoolConnection<Postgres>),
     Sqlite(PoolConnection<Sqlite>),
@@ -76,10 +137,10 @@ impl Held {
         }
     }
 
-    async fn add(&mut self, folded: &Folded<'_>) -> Result<(), sqlx::Error> {
+    async fn add(&mut self, flush: &Flush<'_>, jobs: &[Job<'_>]) -> Result<Vec<bool>, sqlx::Error> {
         match self {
-            Held::Postgres(conn) => add_postgres(conn, folded).await,
-            Held::Sqlite(conn) => add_sqlite(conn, folded).await,
+            Held::Postgres(conn) => add_postgres(conn, flush, jobs).await,
+            Held::Sqlite(conn) => add_sqlite(conn, flush, jobs).await,
         }
     }
 
@@ -111,8 +172,18 @@ impl CountStore {
         CountStore { db, held: None }
     }
 
-    /// Adds every count of `folded` atomically: all of them are committed, or none.
-    pub async fn add(&mut self, folded: &Folded<'_>) -> Result<(), sqlx::Error> {
+    /// Adds the counts of `jobs` and the flush's id `flush_id` atomically: all of them are
+    /// committed, or none. A job with a claim whose key an earlier request claimed adds
+    /// nothing; for each job, whether its counts were added.
+    pub async fn add(
+        &mut self,
+        flush_id: &str,
+        jobs: &[Job<'_>],
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        let flush = Flush {
+            id: flush_id,
+            at: Utc::now().timestamp(),
+        };
         let mut held = match self.held.take() {
             Some((mut held, last_used)) if last_used.elapsed() > IDLE_BEFORE_PING => {
                 match held.ping().await {
@@ -127,15 +198,45 @@ impl CountStore {
             Some((held, _)) => held,
             None => self.connect().await?,
         };
-        match held.add(folded).await {
-            Ok(()) => {
+        match held.add(&flush, jobs).await {
+            Ok(counted) => {
                 self.held = Some((held, Instant::now()));
-                Ok(())
+                Ok(counted)
             }
             Err(e) => {
                 // The connection may be broken or mid-transaction; never reuse it.
                 held.discard();
                 Err(e)
+            }
+        }
+    }
+
+    /// Whether the flush `flush_id` committed, after its commit failed or its reply was lost.
+    ///
+    /// It writes the id itself: the insert waits for a transaction still holding that id, then
+    /// either finds it (the flush committed) or stores it (the flush did not, and now never
+    /// can). A database that stays unreachable for `OUTCOME_LOOKUP_FOR` leaves it unknown.
+    pub async fn committed(&self, flush_id: &str) -> Result<bool, sea_orm::DbErr> {
+        use sea_orm::sea_query::OnConflict;
+        use sea_orm::{EntityTrait, Set};
+        let deadline = Instant::now() + OUTCOME_LOOKUP_FOR;
+        loop {
+            let marker = entity::ingest_flushes::ActiveModel {
+                id: Set(flush_id.to_owned()),
+                created_at: Set(Utc::now().timestamp()),
+            };
+            let written = entity::ingest_flushes::Entity::insert(marker)
+                .on_conflict(
+                    OnConflict::column(entity::ingest_flushes::Column::Id)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await;
+            match written {
+                Ok(rows) => return Ok(rows == 0),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
@@ -252,9 +353,11 @@ fn postgres_statements<'a>(folded: &Folded<'a>) -> Vec<PostgresRows<'a>> {
     statements
 }
 
+/// One flush statement; the one that carries `flush` also writes its id.
 async fn execute_postgres(
     conn: &mut PgConnection,
     rows: PostgresRows<'_>,
+    flush: Option<&Flush<'_>>,
 ) -> Result<(), sqlx::Error> {
     let mut query = sqlx::query(POSTGRES_FLUSH.as_str())
         .bind(rows.group_app)
@@ -277,6 +380,8 @@ async fn execute_postgres(
     query
         .bind(rows.usage_hour)
         .bind(rows.usage_count)
+        .bind(flush.map(|f| f.id).into_iter().collect::<Vec<_>>())
+        .bind(flush.map(|f| f.at).into_iter().collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())
@@ -284,28 +389,80 @@ async fn execute_postgres(
 
 async fn add_postgres(
     conn: &mut PoolConnection<Postgres>,
-    folded: &Folded<'_>,
-) -> Result<(), sqlx::Error> {
-    let statements = postgres_statements(folded);
-    if statements.len() <= 1 {
-        // One statement commits on its own: no BEGIN and COMMIT round trips.
-        for rows in statements {
-            execute_postgres(conn, rows).await?;
+    flush: &Flush<'_>,
+    jobs: &[Job<'_>],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let claims = distinct_claims(jobs);
+    if claims.is_empty() {
+        let folded = counted_writes(jobs, &vec![true; jobs.len()]);
+        let statements = postgres_statements(&folded);
+        if statements.len() <= 1 {
+            // One statement commits on its own: no BEGIN and COMMIT round trips.
+            for rows in statements {
+                execute_postgres(conn, rows, Some(flush)).await?;
+            }
+            return Ok(vec![true; jobs.len()]);
         }
-        return Ok(());
+        let mut txn = conn.begin().await?;
+        for (n, rows) in statements.into_iter().enumerate() {
+            execute_postgres(&mut txn, rows, (n == 0).then_some(flush)).await?;
+        }
+        txn.commit().await?;
+        return Ok(vec![true; jobs.len()]);
     }
     let mut txn = conn.begin().await?;
-    for rows in statements {
-        execute_postgres(&mut txn, rows).await?;
+    let claimed: Vec<(i64, String)> = sqlx::query_as(POSTGRES_CLAIMS.as_str())
+        .bind(claims.iter().map(|c| c.app_id).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.answer.as_str()).collect::<Vec<_>>())
+        .bind(vec![flush.at; claims.len()])
+        .fetch_all(&mut *txn)
+        .await?;
+    let counted = counted_jobs(jobs, &claimed);
+    let folded = counted_writes(jobs, &counted);
+    let mut statements = postgres_statements(&folded);
+    if statements.is_empty() {
+        statements.push(PostgresRows::default());
     }
-    txn.commit().await
+    for (n, rows) in statements.into_iter().enumerate() {
+        execute_postgres(&mut txn, rows, (n == 0).then_some(flush)).await?;
+    }
+    txn.commit().await?;
+    Ok(counted)
 }
 
 async fn add_sqlite(
     conn: &mut PoolConnection<Sqlite>,
-    folded: &Folded<'_>,
-) -> Result<(), sqlx::Error> {
+    flush: &Flush<'_>,
+    jobs: &[Job<'_>],
+) -> Result<Vec<bool>, sqlx::Error> {
     let mut txn = conn.begin().await?;
+    let claims = distinct_claims(jobs);
+    let mut claimed: Vec<(i64, String)> = Vec::new();
+    for chunk in claims.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut statement = QueryBuilder::<Sqlite>::new(CLAIMS_INSERT);
+        statement.push(" ");
+        statement.push_values(chunk, |mut row, claim| {
+            row.push_bind(claim.app_id)
+                .push_bind(claim.key.as_str())
+                .push_bind(claim.answer.as_str())
+                .push_bind(flush.at);
+        });
+        statement.push(" ").push(CLAIMS_ON_CONFLICT);
+        claimed.extend(
+            statement
+                .build_query_as::<(i64, String)>()
+                .fetch_all(&mut *txn)
+                .await?,
+        );
+    }
+    let counted = counted_jobs(jobs, &claimed);
+    let folded = counted_writes(jobs, &counted);
+    sqlx::query(SQLITE_FLUSH_ID.as_str())
+        .bind(flush.id)
+        .bind(flush.at)
+        .execute(&mut *txn)
+        .await?;
     let groups: Vec<_> = folded.groups.iter().collect();
     upsert_sqlite(
         &mut txn,
@@ -350,7 +507,8 @@ async fn add_sqlite(
         },
     )
     .await?;
-    txn.commit().await
+    txn.commit().await?;
+    Ok(counted)
 }
 
 /// Upserts `rows` into one table, `(insert, on_conflict)` around multi-row VALUES, in

@@ -7,6 +7,7 @@
 pub mod bench;
 mod counts;
 pub mod details;
+pub mod idempotency;
 pub mod payload;
 pub mod request;
 pub mod writer;
@@ -29,9 +30,10 @@ use crate::keys::KeyOwner;
 use crate::model::GroupKey;
 use crate::state::AppState;
 use details::Details;
+use idempotency::IdempotencyKey;
 use payload::{RawBatch, RawReport, RawUsage};
 use request::{JsonBody, Metered, Reporter};
-use writer::{Write, WriteError};
+use writer::{Claim, Outcome, Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
 
@@ -136,14 +138,64 @@ impl Counted {
     }
 }
 
+/// The stored first answer when the request repeats a counted one.
+async fn replayed(
+    state: &AppState,
+    app_id: i64,
+    key: &IdempotencyKey,
+) -> Result<Option<Response>, ApiError> {
+    let Some(key) = &key.0 else { return Ok(None) };
+    Ok(idempotency::stored(&state.db, app_id, key)
+        .await?
+        .map(idempotency::replay))
+}
+
+/// Hands `writes` to the writer with the request's claim, whose answer is `answer` (as it
+/// reads before any details are stored); `None` when they were counted now, else the answer
+/// of the request that counted them.
+async fn commit(
+    state: &AppState,
+    app_id: i64,
+    key: IdempotencyKey,
+    writes: Vec<Write>,
+    answer: &serde_json::Value,
+) -> Result<Option<Response>, ApiError> {
+    let claim = key.0.map(|key| Claim {
+        app_id,
+        key,
+        answer: answer.to_string(),
+    });
+    let lookup = claim.as_ref().map(|claim| claim.key.clone());
+    match (state.writer.submit(writes, claim).await?, lookup) {
+        (Outcome::Counted, _) => Ok(None),
+        (Outcome::Claimed, Some(key)) => {
+            let stored = idempotency::stored(&state.db, app_id, &key).await?;
+            Ok(Some(idempotency::replay(
+                stored.unwrap_or_else(|| answer.to_string()),
+            )))
+        }
+        (Outcome::Claimed, None) => Ok(None),
+    }
+}
+
 async fn ingest(
     State(state): State<AppState>,
     Metered(Reporter { owner, .. }): Metered,
+    key: IdempotencyKey,
     JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
+    if let Some(first) = replayed(&state, owner.app_id, &key).await? {
+        return Ok(first);
+    }
     let accepted = judge(&state, &owner, &payload::parse(&bytes)?)?;
     let (write, counted) = accepted.into_write(owner.app_id);
-    state.writer.submit(vec![write]).await?;
+    let before_details = json!(ReportAnswer {
+        group: counted.hash.clone(),
+        details_stored: false,
+    });
+    if let Some(first) = commit(&state, owner.app_id, key, vec![write], &before_details).await? {
+        return Ok(first);
+    }
     let answer = counted.finish(&state).await;
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
@@ -153,8 +205,12 @@ async fn ingest(
 async fn ingest_batch(
     State(state): State<AppState>,
     Reporter { owner, device }: Reporter,
+    key: IdempotencyKey,
     JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
+    if let Some(first) = replayed(&state, owner.app_id, &key).await? {
+        return Ok(first);
+    }
     let batch: RawBatch = payload::parse(&bytes)?;
     if batch.reports.len() > MAX_BATCH_REPORTS {
         return Err(ApiError::BatchTooLarge {
@@ -173,38 +229,43 @@ async fn ingest_batch(
             Ok(counted)
         })
         .collect();
-    if !writes.is_empty() {
-        state.writer.submit(writes).await?;
-    }
     let mut retry_after = None;
-    let mut results = Vec::with_capacity(judged.len());
-    for item in judged {
-        results.push(match item {
-            Ok(counted) => {
-                let mut answer = json!(counted.finish(&state).await);
-                answer["status"] = json!(StatusCode::ACCEPTED.as_u16());
-                answer
-            }
+    let mut results: Vec<serde_json::Value> = judged
+        .iter()
+        .map(|item| match item {
+            Ok(counted) => json!({
+                "group": counted.hash,
+                "details_stored": false,
+                "status": StatusCode::ACCEPTED.as_u16(),
+            }),
             Err(err) => {
                 if let ApiError::RateLimited { retry_after_secs } = err {
-                    retry_after = Some(retry_after_secs);
+                    retry_after = Some(*retry_after_secs);
                 }
                 let mut answer = err.body();
                 answer["status"] = json!(err.status().as_u16());
                 answer
             }
-        });
+        })
+        .collect();
+    let accepted = judged.iter().filter(|item| item.is_ok()).count();
+    let mut body = json!({
+        "accepted": accepted,
+        "rejected": results.len() - accepted,
+        "results": results,
+    });
+    if !writes.is_empty() {
+        if let Some(first) = commit(&state, owner.app_id, key, writes, &body).await? {
+            return Ok(first);
+        }
+        for (result, item) in results.iter_mut().zip(judged) {
+            if let Ok(counted) = item {
+                result["details_stored"] = json!(counted.finish(&state).await.details_stored);
+            }
+        }
+        body["results"] = json!(results);
     }
-    let accepted = results.iter().filter(|r| r["status"] == 202).count();
-    let mut response = (
-        StatusCode::ACCEPTED,
-        axum::Json(json!({
-            "accepted": accepted,
-            "rejected": results.len() - accepted,
-            "results": results,
-        })),
-    )
-        .into_response();
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     if let Some(secs) = retry_after {
         response
             .headers_mut()
@@ -216,24 +277,24 @@ async fn ingest_batch(
 async fn usage(
     State(state): State<AppState>,
     Metered(Reporter { owner, .. }): Metered,
+    key: IdempotencyKey,
     JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {
+    if let Some(first) = replayed(&state, owner.app_id, &key).await? {
+        return Ok(first);
+    }
     let usage = payload::parse::<RawUsage>(&bytes)?.validate()?;
     check_app_name(&owner, &usage.release.app_name)?;
-    let counted = usage.count;
-    state
-        .writer
-        .submit(vec![Write::Usage {
-            app_id: owner.app_id,
-            usage,
-            at: Utc::now(),
-        }])
-        .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({ "counted": counted })),
-    )
-        .into_response())
+    let answer = json!({ "counted": usage.count });
+    let write = Write::Usage {
+        app_id: owner.app_id,
+        usage,
+        at: Utc::now(),
+    };
+    if let Some(first) = commit(&state, owner.app_id, key, vec![write], &answer).await? {
+        return Ok(first);
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
 /// Keeps the details as a blob when the group is under its cap. The count is already

@@ -1,6 +1,11 @@
 //! Group commit (DESIGN §9): requests hand their counts to one writer task, which folds
 //! everything queued into one transaction with one upsert per group, hour and release, and
 //! answers each request only once that transaction has committed.
+//!
+//! Exactly once (DESIGN §5): a request's `Idempotency-Key` is claimed in the flush's own
+//! transaction, so a repeat is never counted; and every flush writes its id beside its
+//! counts, so when the commit's reply is lost the writer asks the database whether that id
+//! is there before answering, instead of answering 503 for counts that were stored.
 
 use std::collections::HashMap;
 
@@ -35,7 +40,26 @@ pub enum Write {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
+/// An `Idempotency-Key` of a request, with the answer it gets when its counts are added.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub app_id: i64,
+    pub key: String,
+    /// The JSON body of the 202.
+    pub answer: String,
+}
+
+/// What became of a request's writes once their flush committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Added now.
+    Counted,
+    /// Its key was claimed by an earlier request (or, after a lost reply, possibly by this
+    /// one): the stored answer is the answer.
+    Claimed,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("the write queue is full")]
     Overloaded,
@@ -47,7 +71,8 @@ pub enum WriteError {
 
 struct Job {
     writes: Vec<Write>,
-    done: oneshot::Sender<Result<(), WriteError>>,
+    claim: Option<Claim>,
+    done: oneshot::Sender<Result<Outcome, WriteError>>,
 }
 
 /// The handle request handlers submit through; cheap to clone.
@@ -69,10 +94,19 @@ impl Writer {
     }
 
     /// Adds `writes` atomically: all of them are committed, or none and an error is returned.
-    pub async fn submit(&self, writes: Vec<Write>) -> Result<(), WriteError> {
+    /// With a claim, they are added only when its key was never claimed before.
+    pub async fn submit(
+        &self,
+        writes: Vec<Write>,
+        claim: Option<Claim>,
+    ) -> Result<Outcome, WriteError> {
         let (done, committed) = oneshot::channel();
         self.queue
-            .try_send(Job { writes, done })
+            .try_send(Job {
+                writes,
+                claim,
+                done,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => WriteError::Overloaded,
                 mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
@@ -87,23 +121,67 @@ async fn run(db: DatabaseConnection, gate: WriteGate, mut jobs: mpsc::Receiver<J
     while jobs.recv_many(&mut batch, MAX_JOBS_PER_FLUSH).await > 0 {
         gather_stragglers(&mut jobs, &mut batch).await;
         let started = std::time::Instant::now();
-        let outcome = {
+        let outcomes = {
             let _gate = gate.enter().await;
-            store
-                .add(&fold(batch.iter().flat_map(|job| job.writes.iter())))
-                .await
-                .map_err(|e| e.to_string())
+            flush(&mut store, &batch).await
         };
         tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "flushed");
-        if let Err(e) = &outcome {
-            tracing::warn!(error = %e, jobs = batch.len(), "group commit failed");
-        }
-        for job in batch.drain(..) {
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
             // A request that gave up waiting has nobody to tell.
-            let _ = job.done.send(outcome.clone().map_err(WriteError::Database));
+            let _ = job.done.send(outcome);
         }
     }
     store.close().await;
+}
+
+/// Commits one flush; each job's outcome, in order.
+async fn flush(store: &mut CountStore, batch: &[Job]) -> Vec<Result<Outcome, WriteError>> {
+    let flush_id = match crate::secrets::random_bytes::<16>() {
+        Ok(bytes) => hex::encode(bytes),
+        Err(e) => return vec![Err(WriteError::Database(e.to_string())); batch.len()],
+    };
+    let jobs: Vec<(&[Write], Option<&Claim>)> = batch
+        .iter()
+        .map(|job| (job.writes.as_slice(), job.claim.as_ref()))
+        .collect();
+    let failure = match store.add(&flush_id, &jobs).await {
+        Ok(counted) => {
+            return counted
+                .into_iter()
+                .map(|counted| {
+                    Ok(if counted {
+                        Outcome::Counted
+                    } else {
+                        Outcome::Claimed
+                    })
+                })
+                .collect();
+        }
+        Err(e) => e,
+    };
+    // The commit may have happened with its reply lost: the flush's id tells.
+    match store.committed(&flush_id).await {
+        Ok(true) => {
+            tracing::warn!(error = %failure, jobs = batch.len(), "the flush committed though its reply was lost");
+            jobs.iter()
+                .map(|(_, claim)| {
+                    Ok(if claim.is_some() {
+                        Outcome::Claimed
+                    } else {
+                        Outcome::Counted
+                    })
+                })
+                .collect()
+        }
+        Ok(false) => {
+            tracing::warn!(error = %failure, jobs = batch.len(), "group commit failed");
+            vec![Err(WriteError::Database(failure.to_string())); batch.len()]
+        }
+        Err(e) => {
+            tracing::error!(error = %failure, lookup = %e, jobs = batch.len(), "group commit failed and its outcome is unknown");
+            vec![Err(WriteError::Database(failure.to_string())); batch.len()]
+        }
+    }
 }
 
 /// Lets the request handlers that are already running hand in their jobs before a flush.
@@ -304,7 +382,8 @@ pub(crate) mod tests {
         for n in 0..16 {
             let writer = writer.clone();
             // No table exists yet: every flush fails.
-            requests.spawn(async move { writer.submit(report(1, &format!("r{}", n % 3))).await });
+            requests
+                .spawn(async move { writer.submit(report(1, &format!("r{}", n % 3)), None).await });
         }
         while let Some(outcome) = requests.join_next().await {
             let outcome = outcome.expect("request task");
@@ -316,7 +395,7 @@ pub(crate) mod tests {
 
         let app_id = migrate_with_app(&db).await;
         writer
-            .submit(report(app_id, "r0"))
+            .submit(report(app_id, "r0"), None)
             .await
             .expect("the writer carries on once the database works");
         assert_eq!(stored_count(&db).await, 1, "nothing of the failed flushes");
@@ -341,7 +420,7 @@ pub(crate) mod tests {
         let mut requests = JoinSet::new();
         for _ in 0..REQUESTS {
             let writer = writer.clone();
-            requests.spawn(async move { writer.submit(report(app_id, "burst")).await });
+            requests.spawn(async move { writer.submit(report(app_id, "burst"), None).await });
         }
         // While stalled, the writer holds at most one queue's worth and the queue another;
         // everything else must be shed at once, so these answers arrive before the stall ends.
@@ -361,7 +440,7 @@ pub(crate) mod tests {
         let mut committed = 0;
         while let Some(outcome) = requests.join_next().await {
             match outcome.expect("task") {
-                Ok(()) => committed += 1,
+                Ok(_) => committed += 1,
                 Err(WriteError::Overloaded) => {}
                 Err(other) => panic!("{other}"),
             }
