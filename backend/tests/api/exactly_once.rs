@@ -185,10 +185,7 @@ async fn relay(
         }
     });
     let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let Ok(n) = server_read.read(&mut buffer).await else {
-            break;
-        };
+    while let Ok(n) = server_read.read(&mut buffer).await {
         if n == 0 {
             break;
         }
