@@ -185,10 +185,17 @@ class Queue:
         for name in _listdir(self.pending):
             path = os.path.join(self.pending, name)
             out.append((name, path, False, 1, _size(path)))
-        for name in _listdir(self.batches_dir):
+        try:
+            names = os.listdir(self.batches_dir)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            if name.startswith(".") and not name.startswith(".forming-"):
+                continue
             path = os.path.join(self.batches_dir, name)
             members = [n for n in _listdir(path) if n != META]
             size = sum(_size(os.path.join(path, n)) for n in members)
+            # A batch being formed sorts first and is never dropped (see trim).
             out.append((name, path, True, len(members), size))
         out.sort(key=lambda u: u[0])
         return out
@@ -198,9 +205,11 @@ class Queue:
         units = self.units()
         files = sum(u[3] for u in units)
         size = sum(u[4] for u in units)
-        for _, path, is_batch, n, b in units:
+        for name, path, is_batch, n, b in units:
             if files <= self.max_files and size <= self.max_bytes:
                 break
+            if name.startswith("."):
+                continue  # being formed by the sender right now
             if is_batch:
                 # Renamed away first, so a sender sees the whole batch or none of it.
                 gone = os.path.join(self.batches_dir, ".drop-" + secrets.token_hex(6))
@@ -216,10 +225,26 @@ class Queue:
             log.warning("rollwatch: queue full, dropped %d oldest report(s)", n)
 
     def is_empty(self):
-        return not _listdir(self.pending) and not _listdir(self.batches_dir)
+        if _listdir(self.pending):
+            return False
+        try:
+            names = os.listdir(self.batches_dir)
+        except FileNotFoundError:
+            return True
+        # A batch being formed (".forming-…") holds reports too.
+        return not any(not n.startswith(".") or n.startswith(".forming-") for n in names)
 
     def count(self):
-        return sum(u[3] for u in self.units())
+        """Reports and counts queued; read until two readings agree, as a sender may be
+        moving files between folders meanwhile."""
+        last = None
+        for _ in range(20):
+            now = sum(u[3] for u in self.units())
+            if now == last:
+                break
+            last = now
+            time.sleep(0.005)
+        return last
 
     # --- the lock holder ---------------------------------------------------------------
 

@@ -321,6 +321,8 @@ class Client:
             text = details
         else:
             text = json.dumps(details, default=str, ensure_ascii=False)
+        if len(text) > MAX_DETAILS_DECOMPRESSED:
+            text = text[:MAX_DETAILS_DECOMPRESSED]
         text = self._scrub(text)
         raw = text.encode("utf-8")
         if len(raw) > MAX_DETAILS_DECOMPRESSED:

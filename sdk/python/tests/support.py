@@ -231,7 +231,7 @@ class Stub:
                 with stub.lock:
                     n = len(stub.requests)
                     stub.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": json.loads(body.decode()), "at": time.monotonic()}
+                        {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": json.loads(body.decode()), "at": time.monotonic()}
                     )
                 action = stub.plan(n, self.path, stub.requests[n]["body"])
                 if action in ("forward", "drop"):

@@ -162,12 +162,12 @@ class DeviceId(Base):
         self.assertNotIn("%012x" % uuid.getnode(), a.device_id)
         with open(os.path.join(self.dir, "device_id")) as f:
             self.assertEqual(f.read().strip(), a.device_id)
-        self.assertEqual(stub.requests[0]["headers"].get("X-Device-ID"), a.device_id)
+        self.assertEqual(stub.requests[0]["headers"].get("x-device-id"), a.device_id)
         b.close()
         off = self.client(stub.url, device_id=False)
         off.crash("B")
         self.assertTrue(off.flush(10))
-        self.assertNotIn("X-Device-ID", stub.requests[-1]["headers"])
+        self.assertNotIn("x-device-id", stub.requests[-1]["headers"])
         self.assertIsNone(off.device_id)
 
 
@@ -294,7 +294,7 @@ class Retries(Base):
         self.assertTrue(c.flush(10))
         paths = [r["path"] for r in stub.requests]
         self.assertEqual(paths, ["/reports/ingest/batch"] * 2 + ["/reports/usage"] * 2)
-        keys = [r["headers"]["Idempotency-Key"] for r in stub.requests]
+        keys = [r["headers"]["idempotency-key"] for r in stub.requests]
         self.assertEqual(keys[0], keys[1])
         self.assertEqual(keys[2], keys[3])
         self.assertNotEqual(keys[0], keys[2])
@@ -318,7 +318,7 @@ class Retries(Base):
         self.assertTrue(c.flush(10))
         first, second = stub.requests[0], stub.requests[1]
         self.assertGreaterEqual(second["at"] - first["at"], 2.0)
-        self.assertEqual(first["headers"]["Idempotency-Key"], second["headers"]["Idempotency-Key"])
+        self.assertEqual(first["headers"]["idempotency-key"], second["headers"]["idempotency-key"])
         self.assertEqual(self.srv.groups(self.app), {("update_failed", "RateLimited"): 1})
 
     def test_only_the_reports_refused_for_now_are_retried_under_a_new_key(self):
@@ -342,7 +342,7 @@ class Retries(Base):
         self.assertTrue(any("invalid_field" in m for m in logs.output))
         first, second = stub.requests
         self.assertEqual([r["event"]["reason"] for r in second["body"]["reports"]], ["B"])
-        self.assertNotEqual(first["headers"]["Idempotency-Key"], second["headers"]["Idempotency-Key"])
+        self.assertNotEqual(first["headers"]["idempotency-key"], second["headers"]["idempotency-key"])
         self.assertGreaterEqual(second["at"] - first["at"], 1.0)
 
     def test_a_network_error_backs_off_and_the_report_is_sent_later(self):
