@@ -3,8 +3,8 @@
 //! - `serve`: build the web app (frontend/ → dist/), then run Rollwatch on the embedded
 //!   default (SQLite + blob folder under ./data).
 //! - `test`: every check and test — formatting, lints, unit and integration tests on SQLite
-//!   and PostgreSQL (the machine's server, started here when it is down), then the browser
-//!   tests in e2e/.
+//!   and PostgreSQL (the machine's server, started here when it is down), the Python client's
+//!   tests (sdk/python), then the browser tests in e2e/.
 //! - `bench`: the ingestion benchmark — release builds of `rollwatch` and `loadgen`, then
 //!   `loadgen` runs every scenario on SQLite and PostgreSQL and prints the table.
 
@@ -129,7 +129,27 @@ fn test() -> Result {
         std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     ))?;
+    python_sdk_tests()?;
     e2e::run_suite()
+}
+
+/// The Python client's tests (sdk/python, standard library only) against the debug
+/// `rollwatch` binary the cargo test step just built.
+fn python_sdk_tests() -> Result {
+    let binary = target_dir()?.join("debug/rollwatch");
+    run(Command::new("python3")
+        .current_dir(workspace_root())
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "sdk/python/tests",
+            "-t",
+            "sdk/python",
+            "-v",
+        ])
+        .env("ROLLWATCH_BIN", binary))
 }
 
 fn bench(extra: &[String]) -> Result {
