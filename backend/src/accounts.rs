@@ -8,12 +8,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use entity::{accounts, users};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionSession,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::config::{Config, ExposeSecret};
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::model::Role;
 use crate::secrets;
@@ -78,24 +78,49 @@ pub struct CreatedUser {
     pub generated_password: Option<String>,
 }
 
+/// A user checked and with its password hashed, ready to be inserted: prepared before the
+/// write transaction, so the slow argon2 hash never holds up other writers.
+pub struct NewUser {
+    email: String,
+    password_hash: String,
+    role: Role,
+    generated_password: Option<String>,
+}
+
+impl NewUser {
+    /// Checks the email and the password (generated when `None`) and hashes the password.
+    pub fn prepare(email: &str, password: Option<&str>, role: Role) -> Result<Self, ServiceError> {
+        let email = check_email(email)?;
+        let (password, generated_password) = match password {
+            Some(p) => {
+                check_password(p)?;
+                (p.to_owned(), None)
+            }
+            None => {
+                let p = generate_password()?;
+                (p.clone(), Some(p))
+            }
+        };
+        Ok(NewUser {
+            email,
+            password_hash: hash_password(&password)?,
+            role,
+            generated_password,
+        })
+    }
+}
+
 pub async fn create_user(
     db: &impl ConnectionTrait,
     account_id: i64,
-    email: &str,
-    password: Option<&str>,
-    role: Role,
+    new: NewUser,
 ) -> Result<CreatedUser, ServiceError> {
-    let email = check_email(email)?;
-    let (password, generated_password) = match password {
-        Some(p) => {
-            check_password(p)?;
-            (p.to_owned(), None)
-        }
-        None => {
-            let p = generate_password()?;
-            (p.clone(), Some(p))
-        }
-    };
+    let NewUser {
+        email,
+        password_hash,
+        role,
+        generated_password,
+    } = new;
     if users::Entity::find()
         .filter(users::Column::Email.eq(email.as_str()))
         .count(db)
@@ -109,7 +134,7 @@ pub async fn create_user(
     let user = users::ActiveModel {
         account_id: Set(account_id),
         email: Set(email),
-        password_hash: Set(hash_password(&password)?),
+        password_hash: Set(password_hash),
         role: Set(role.as_str().to_owned()),
         token_version: Set(0),
         disabled: Set(false),
@@ -126,7 +151,7 @@ pub async fn create_user(
 
 /// `rollwatch accounts create NAME --admin-email E`: the account and its first admin.
 pub async fn create_account(
-    db: &impl TransactionTrait,
+    db: &Store,
     name: &str,
     admin_email: &str,
     admin_password: Option<&str>,
@@ -138,7 +163,8 @@ pub async fn create_account(
             "an account name has 1 to 64 printable characters".to_owned(),
         ));
     }
-    let txn = db.begin().await?;
+    let admin = NewUser::prepare(admin_email, admin_password, Role::Admin)?;
+    let txn = db.begin_write().await?;
     if accounts::Entity::find()
         .filter(accounts::Column::Name.eq(name))
         .count(&txn)
@@ -156,7 +182,7 @@ pub async fn create_account(
     }
     .insert(&txn)
     .await?;
-    let admin = create_user(&txn, account.id, admin_email, admin_password, Role::Admin).await?;
+    let admin = create_user(&txn, account.id, admin).await?;
     txn.commit().await?;
     Ok((account, admin))
 }
@@ -197,7 +223,7 @@ pub struct FirstAdmin {
 }
 
 pub async fn ensure_first_admin(
-    db: &DatabaseConnection,
+    db: &Store,
     config: &Config,
 ) -> Result<Option<FirstAdmin>, ServiceError> {
     if users::Entity::find().count(db).await? > 0 {

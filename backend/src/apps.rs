@@ -6,25 +6,26 @@ use chrono::Utc;
 use entity::{apps, report_blobs};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, TransactionSession, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use crate::audit::{self, Change};
 use crate::auth::{self, Actor, Permission};
 use crate::blobs::BlobStore;
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::keys::{self, NewKey};
 use crate::model;
 
 /// Creates the app with reports enabled and returns its first key, shown once.
 pub async fn create(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     name: &str,
 ) -> Result<(apps::Model, NewKey), ServiceError> {
     let account_id = actor.admin_of()?;
     let name = model::app_name("name", name)?;
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     refuse_taken_name(&txn, account_id, &name).await?;
     let app = apps::ActiveModel {
         account_id: Set(account_id),
@@ -49,13 +50,13 @@ pub async fn create(
 /// Renames the app and/or switches its reports on or off. The caller forgets its cached
 /// report keys of the app, so ingestion sees the change at once.
 pub async fn update(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     app_id: i64,
     name: Option<&str>,
     reports_enabled: Option<bool>,
 ) -> Result<apps::Model, ServiceError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
     let mut changes = Vec::new();
     let mut update: apps::ActiveModel = app.clone().into();
@@ -84,7 +85,7 @@ pub async fn update(
 
 /// Deletes an app with its keys, groups, counts and blobs.
 pub async fn delete(
-    db: &(impl TransactionTrait + ConnectionTrait),
+    db: &Store,
     blobs: &BlobStore,
     actor: &Actor,
     app_id: i64,
@@ -101,7 +102,7 @@ pub async fn delete(
     for key in &keys {
         blobs.delete(key).await?;
     }
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     apps::Entity::delete_by_id(app.id).exec(&txn).await?;
     audit::record(
         &txn,

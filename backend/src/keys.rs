@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use entity::{apps, report_keys};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set, TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Set,
 };
 
 use crate::audit::{self, Change};
 use crate::auth::{self, Actor, Permission};
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::secrets;
 
@@ -41,12 +42,8 @@ pub struct KeyOwner {
 
 /// Issues a new report key for the app and revokes the old one; the key is shown this once.
 /// The caller forgets its cached keys of the app.
-pub async fn rotate(
-    db: &impl TransactionTrait,
-    actor: &Actor,
-    app_id: i64,
-) -> Result<NewKey, ServiceError> {
-    let txn = db.begin().await?;
+pub async fn rotate(db: &Store, actor: &Actor, app_id: i64) -> Result<NewKey, ServiceError> {
+    let txn = db.begin_write().await?;
     let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
     let key = issue(&txn, app.id).await?;
     audit::record(
@@ -60,12 +57,8 @@ pub async fn rotate(
 }
 
 /// Revokes the app's report key; false when it had none. Reports with it are refused.
-pub async fn revoke(
-    db: &impl TransactionTrait,
-    actor: &Actor,
-    app_id: i64,
-) -> Result<bool, ServiceError> {
-    let txn = db.begin().await?;
+pub async fn revoke(db: &Store, actor: &Actor, app_id: i64) -> Result<bool, ServiceError> {
+    let txn = db.begin_write().await?;
     let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
     let revoked = revoke_active(&txn, app.id, Utc::now()).await? > 0;
     audit::record(&txn, actor, Change::new("revoke_report_key", "app", app.id)).await?;
@@ -73,13 +66,19 @@ pub async fn revoke(
     Ok(revoked)
 }
 
-/// Issues a new key for the app and revokes the active one, in one transaction, so an app
-/// never has two active keys.
-pub(crate) async fn issue(db: &impl TransactionTrait, app_id: i64) -> Result<NewKey, ServiceError> {
+/// Issues a new key for the app and revokes the active one, in the caller's write
+/// transaction, so an app never has two active keys.
+pub(crate) async fn issue(txn: &impl ConnectionTrait, app_id: i64) -> Result<NewKey, ServiceError> {
     let key = secrets::new_secret(KEY_PREFIX)?;
     let created_at = Utc::now();
-    let txn = db.begin().await?;
-    revoke_active(&txn, app_id, created_at).await?;
+    // Two rotations at once on PostgreSQL would each revoke the key they saw and each add
+    // one: locking the app row first makes the second wait and then revoke the first's key.
+    // (SQLite has no row locks; there the write transaction already holds the database.)
+    apps::Entity::find_by_id(app_id)
+        .lock_exclusive()
+        .one(txn)
+        .await?;
+    revoke_active(txn, app_id, created_at).await?;
     let prefix = secrets::display_prefix(&key);
     report_keys::ActiveModel {
         app_id: Set(app_id),
@@ -89,9 +88,8 @@ pub(crate) async fn issue(db: &impl TransactionTrait, app_id: i64) -> Result<New
         revoked_at: Set(None),
         ..Default::default()
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    txn.commit().await?;
     Ok(NewKey {
         key,
         prefix,
@@ -133,7 +131,7 @@ impl KeyCache {
     /// `Ok(None)` for a key that is malformed, unknown or revoked.
     pub async fn resolve(
         &self,
-        db: &DatabaseConnection,
+        db: &impl ConnectionTrait,
         key: &str,
     ) -> Result<Option<KeyOwner>, DbErr> {
         if !secrets::has_secret_format(key, KEY_PREFIX) {

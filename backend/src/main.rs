@@ -249,17 +249,14 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
 }
 
 /// The operator's shell, acting on the account named (or the only one).
-async fn operator_of(
-    db: &sea_orm::DatabaseConnection,
-    account: Option<&str>,
-) -> Result<Actor, AnyError> {
+async fn operator_of(db: &db::Store, account: Option<&str>) -> Result<Actor, AnyError> {
     let account = accounts::find_account(db, account).await?;
     Ok(Actor::Operator {
         account_id: account.id,
     })
 }
 
-async fn operator_db(config: &Config) -> Result<sea_orm::DatabaseConnection, AnyError> {
+async fn operator_db(config: &Config) -> Result<db::Store, AnyError> {
     std::fs::create_dir_all(&config.data_dir)?;
     Ok(db::connect(&config.database_url).await?)
 }

@@ -4,13 +4,11 @@
 use chrono::{Duration, Utc};
 use entity::{report_blobs, report_groups};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::blobs::BlobStore;
 use crate::config::ReportsConfig;
+use crate::db::Store;
 use crate::error::ServiceError;
 
 const PAGE: u64 = 500;
@@ -23,7 +21,7 @@ pub struct Sweep {
 }
 
 pub async fn sweep(
-    db: &DatabaseConnection,
+    db: &Store,
     blobs: &BlobStore,
     reports: &ReportsConfig,
 ) -> Result<Sweep, ServiceError> {
@@ -73,7 +71,7 @@ pub async fn sweep(
 
 /// Deletes each blob's object, then its row and its place in the group's count.
 async fn remove(
-    db: &DatabaseConnection,
+    db: &Store,
     blobs: &BlobStore,
     rows: Vec<report_blobs::Model>,
     failed: &mut u64,
@@ -85,7 +83,7 @@ async fn remove(
             *failed += 1;
             continue;
         }
-        let txn = db.begin().await?;
+        let txn = db.begin_write().await?;
         report_blobs::Entity::delete_by_id(blob.id.clone())
             .exec(&txn)
             .await?;

@@ -19,7 +19,6 @@ use crate::auth::jwt::{self, SessionKeys};
 use crate::auth::login::Logins;
 use crate::blobs::{BlobError, BlobStore, LinkSigner};
 use crate::config::Config;
-use crate::db::WriteGate;
 use crate::error::{ApiError, ServiceError};
 use crate::graphql;
 use crate::ingest::writer::Writer;
@@ -78,9 +77,8 @@ impl Server {
                 addr: config.bind_addr,
                 source,
             })?;
-        let write_gate = WriteGate::for_url(&config.database_url);
         let (writer, writer_task) =
-            Writer::spawn(db.clone(), write_gate.clone(), WRITE_QUEUE_CAPACITY);
+            Writer::spawn(db.conn().clone(), db.gate().clone(), WRITE_QUEUE_CAPACITY);
         let state = AppState::new(Shared {
             keys: KeyCache::new(config.reports.key_cache_ttl),
             limits: RateLimits::new(
@@ -90,7 +88,6 @@ impl Server {
             config,
             db,
             writer,
-            write_gate,
             blobs,
             sessions: SessionKeys::new(&secret),
             logins: Logins::new()?,
@@ -170,7 +167,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.db.ping().await {
+    match state.db.conn().ping().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -189,8 +186,8 @@ async fn sweep_blobs(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "blob retention sweep failed"),
         }
         let forgotten = {
-            let _gate = state.write_gate.enter().await;
-            ingest::idempotency::forget_old(&state.db).await
+            let _turn = state.db.gate().enter().await;
+            ingest::idempotency::forget_old(state.db.conn()).await
         };
         match forgotten {
             Ok(rows) => tracing::info!(rows, "old idempotency keys and flush ids forgotten"),

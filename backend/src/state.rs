@@ -4,25 +4,23 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
-
 use crate::auth::jwt::SessionKeys;
 use crate::auth::login::Logins;
 use crate::blobs::{BlobStore, LinkSigner};
 use crate::config::Config;
-use crate::db::WriteGate;
+use crate::db::Store;
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
 
 pub struct Shared {
     pub config: Config,
-    pub db: DatabaseConnection,
+    /// Reads go straight to the pool; every write begins with `db.begin_write()`, which
+    /// queues it behind this process's other SQLite writes (see `db::Store`).
+    pub db: Store,
     pub keys: KeyCache,
     pub limits: RateLimits,
     pub writer: Writer,
-    /// Taken around every SQLite write outside the writer too (see `db::WriteGate`).
-    pub write_gate: WriteGate,
     pub blobs: BlobStore,
     pub sessions: SessionKeys,
     pub logins: Logins,

@@ -6,18 +6,18 @@
 use entity::{app_access, users};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionSession, TransactionTrait,
 };
 
 use crate::accounts;
 use crate::audit::{self, Change};
 use crate::auth::{self, Actor, Permission};
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::model::{FieldError, Role};
 
 /// Adds a user to the actor's account; a member sees the apps of `app_ids`.
 pub async fn create(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     email: &str,
     password: &str,
@@ -25,9 +25,11 @@ pub async fn create(
     app_ids: &[i64],
 ) -> Result<users::Model, ServiceError> {
     let account_id = actor.admin_of()?;
-    let txn = db.begin().await?;
+    // Hashed before the transaction: argon2 is slow, and other writers wait for this one.
+    let new_user = accounts::NewUser::prepare(email, Some(password), role)?;
+    let txn = db.begin_write().await?;
     check_apps(&txn, actor, app_ids).await?;
-    let user = accounts::create_user(&txn, account_id, email, Some(password), role)
+    let user = accounts::create_user(&txn, account_id, new_user)
         .await?
         .user;
     grant(&txn, user.id, app_ids).await?;
@@ -44,12 +46,12 @@ pub async fn create(
 
 /// Replaces the apps a member may see.
 pub async fn set_access(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     user_id: i64,
     app_ids: &[i64],
 ) -> Result<users::Model, ServiceError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let user = user_of_account(&txn, actor, user_id).await?;
     check_apps(&txn, actor, app_ids).await?;
     app_access::Entity::delete_many()
@@ -71,12 +73,12 @@ pub async fn set_access(
 
 /// Makes a user an admin or a member.
 pub async fn set_role(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     user_id: i64,
     role: Role,
 ) -> Result<users::Model, ServiceError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let mut update: users::ActiveModel = user_of_account(&txn, actor, user_id).await?.into();
     update.role = Set(role.as_str().to_owned());
     let user = update.update(&txn).await?;
@@ -93,12 +95,12 @@ pub async fn set_role(
 
 /// Disables (or re-enables) a user; either ends every session of the user at once.
 pub async fn set_disabled(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     user_id: i64,
     disabled: bool,
 ) -> Result<users::Model, ServiceError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let user = user_of_account(&txn, actor, user_id).await?;
     let token_version = user.token_version + 1;
     let mut update: users::ActiveModel = user.into();
@@ -119,7 +121,7 @@ pub async fn set_disabled(
 /// Changes the signed-in user's password and ends every session of the user; the caller
 /// issues the new one.
 pub async fn change_password(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     current_password: &str,
     new_password: &str,
@@ -143,7 +145,7 @@ pub async fn change_password(
             "the current password is wrong",
         ))
     })??;
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let token_version = user.token_version + 1;
     let mut update: users::ActiveModel = user.into();
     update.password_hash = Set(new_hash);

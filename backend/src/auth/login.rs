@@ -6,11 +6,12 @@ use std::net::IpAddr;
 use entity::users;
 use governor::clock::DefaultClock;
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{Actor, AuthError};
 use crate::accounts;
 use crate::audit::{self, Change};
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::ratelimit::{NotUntil, per_minute, retry_after_secs};
 
@@ -52,7 +53,7 @@ impl Logins {
     /// every failure is the same `BadCredentials`, a disabled user's included.
     pub async fn verify(
         &self,
-        db: &impl ConnectionTrait,
+        db: &Store,
         email: &str,
         password: &str,
         address: Option<IpAddr>,
@@ -76,7 +77,9 @@ impl Logins {
             Some(user) if matches && !user.disabled => {
                 let id = user.id;
                 let actor = Actor::User(user);
-                audit::record(db, &actor, Change::new("login", "user", id)).await?;
+                let txn = db.begin_write().await?;
+                audit::record(&txn, &actor, Change::new("login", "user", id)).await?;
+                txn.commit().await?;
                 actor.user().cloned()
             }
             _ => Err(AuthError::BadCredentials),

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use entity::{api_tokens, app_access, apps, users};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
 
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::model::Role;
 use jwt::SessionKeys;
@@ -147,7 +148,7 @@ pub fn bearer_credentials(authorization: &str) -> Option<&str> {
 
 /// Resolves `Authorization: Bearer …` (a session JWT or an `rwt_` token) to its caller.
 pub async fn authenticate(
-    db: &impl ConnectionTrait,
+    db: &Store,
     sessions: &SessionKeys,
     authorization: Option<&str>,
 ) -> Result<Actor, AuthError> {

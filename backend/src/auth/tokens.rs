@@ -8,11 +8,12 @@ use entity::{api_token_apps, api_tokens};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect, Set, TransactionSession, TransactionTrait,
+    QueryFilter, QuerySelect, Set,
 };
 
 use super::{Actor, AppScope, Permission};
 use crate::audit::{self, Change};
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::secrets;
 
@@ -37,7 +38,7 @@ pub struct TokenSpec<'a> {
 /// Creates a read-only token of the actor's account (admins and the operator only), scoped
 /// to apps of that account; the token is shown this once.
 pub async fn create(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     spec: TokenSpec<'_>,
 ) -> Result<NewToken, ServiceError> {
@@ -55,7 +56,7 @@ pub async fn create(
             "the expiry must be in the future".to_owned(),
         ));
     }
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     if let AppScope::Only(ids) = &spec.scope {
         for &app_id in ids {
             super::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
@@ -105,13 +106,9 @@ pub async fn create(
 
 /// Revokes a token of the actor's account at once; false when it was already revoked. A
 /// token of another account, or none, is `Forbidden`.
-pub async fn revoke(
-    db: &impl TransactionTrait,
-    actor: &Actor,
-    token_id: i64,
-) -> Result<bool, ServiceError> {
+pub async fn revoke(db: &Store, actor: &Actor, token_id: i64) -> Result<bool, ServiceError> {
     let account_id = actor.admin_of()?;
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let exists = api_tokens::Entity::find_by_id(token_id)
         .filter(api_tokens::Column::AccountId.eq(account_id))
         .count(&txn)
@@ -139,7 +136,7 @@ pub async fn revoke(
 
 /// The live token behind `presented` and its scope; `None` for unknown, revoked or expired.
 pub async fn resolve(
-    db: &impl ConnectionTrait,
+    db: &Store,
     presented: &str,
 ) -> Result<Option<(api_tokens::Model, AppScope)>, DbErr> {
     if !secrets::has_secret_format(presented, TOKEN_PREFIX) {
@@ -159,11 +156,13 @@ pub async fn resolve(
         .last_used_at
         .is_none_or(|at| now - at >= LAST_USED_PRECISION)
     {
+        let txn = db.begin_write().await?;
         api_tokens::Entity::update_many()
             .col_expr(api_tokens::Column::LastUsedAt, Expr::value(now))
             .filter(api_tokens::Column::Id.eq(token.id))
-            .exec(db)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
     }
     Ok(Some((token, scope)))
 }

@@ -5,14 +5,12 @@ use async_graphql::SimpleObject;
 use chrono::Utc;
 use entity::gate_policies;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionSession,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Change};
 use crate::auth::{self, Actor, Permission};
+use crate::db::Store;
 use crate::error::ServiceError;
 use crate::model::{self, Metric};
 
@@ -170,13 +168,13 @@ fn parse(stored: &str) -> Result<GatePolicy, ServiceError> {
 /// overrides the app's: `change` turns the policy in force into the new one. Admins of the
 /// app's account (or the operator) only; recorded in the audit log.
 pub async fn set(
-    db: &impl TransactionTrait,
+    db: &Store,
     actor: &Actor,
     app_id: i64,
     channel: Option<&str>,
     change: impl FnOnce(GatePolicy) -> GatePolicy,
 ) -> Result<GatePolicy, ServiceError> {
-    let txn = db.begin().await?;
+    let txn = db.begin_write().await?;
     let app = auth::authorize_app(&txn, actor, Permission::Manage, app_id).await?;
     let channel = channel.map(|c| model::channel("channel", c)).transpose()?;
     let updated = change(effective(&txn, app.id, channel.as_deref()).await?);

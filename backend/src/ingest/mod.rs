@@ -21,7 +21,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use entity::{report_blobs, report_groups};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use crate::blobs::storage_key;
@@ -338,11 +338,7 @@ async fn keep_details(state: &AppState, app_id: i64, hash: &str, details: Detail
         tracing::warn!(error = %e, "details not stored");
         return false;
     }
-    let recorded = {
-        let _gate = state.write_gate.enter().await;
-        record_blob(state, app_id, hash, cap, row).await
-    };
-    match recorded {
+    match record_blob(state, app_id, hash, cap, row).await {
         Ok(true) => return true,
         // Concurrent reports took the last slots between the read and the update.
         Ok(false) => {}
@@ -363,7 +359,7 @@ async fn record_blob(
     cap: u32,
     row: report_blobs::ActiveModel,
 ) -> Result<bool, sea_orm::DbErr> {
-    let txn = state.db.begin().await?;
+    let txn = state.db.begin_write().await?;
     let reserved = report_groups::Entity::update_many()
         .col_expr(
             report_groups::Column::BlobCount,

@@ -256,7 +256,8 @@ async fn other_app(app: &TestApp) -> i64 {
 async fn member(app: &TestApp, email: &str, app_id: Option<i64>) -> String {
     const PASSWORD: &str = "member-password-123";
     let account = accounts::find_account(&app.db, None).await.unwrap();
-    let created = accounts::create_user(&app.db, account.id, email, Some(PASSWORD), Role::Member)
+    let new_user = accounts::NewUser::prepare(email, Some(PASSWORD), Role::Member).unwrap();
+    let created = accounts::create_user(&app.db, account.id, new_user)
         .await
         .unwrap();
     if let Some(app_id) = app_id {

@@ -12,6 +12,7 @@ mod common;
 mod bench_endpoint;
 mod blobs;
 mod cli;
+mod concurrent_writes;
 mod exactly_once;
 mod gate;
 mod gate_simulation;

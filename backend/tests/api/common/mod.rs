@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 
 use rollwatch::auth::Actor;
 use rollwatch::config::Config;
+use rollwatch::db::Store;
 use rollwatch::server::Server;
 use rollwatch::{accounts, apps};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -125,7 +126,7 @@ pub const ADMIN_PASSWORD: &str = "a-long-test-password";
 pub struct TestApp {
     pub backend: Backend,
     pub addr: SocketAddr,
-    pub db: DatabaseConnection,
+    pub db: Store,
     pub database: TestDatabase,
     pub data_dir: TempDir,
     pub account_id: i64,
