@@ -7,6 +7,8 @@
 //!   tests (sdk/python), then the browser tests in e2e/.
 //! - `bench`: the ingestion benchmark — release builds of `rollwatch` and `loadgen`, then
 //!   `loadgen` runs every scenario on SQLite and PostgreSQL and prints the table.
+//! - `fuzz --minutes N [target…]`: every fuzz target in fuzz/ (or the ones named) for N
+//!   minutes each, with `cargo fuzz` (installed when missing). Not part of `test`.
 
 mod e2e;
 mod frontend;
@@ -25,8 +27,10 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <serve [rollwatch serve args…] | test | bench [loadgen args…]>"
+            "usage: cargo xtask <serve [rollwatch serve args…] | test | \
+             bench [loadgen args…] | fuzz --minutes N [target…]>"
                 .to_owned(),
         ),
     };
@@ -169,6 +173,56 @@ fn bench(extra: &[String]) -> Result {
         .arg("--rollwatch")
         .arg(release_dir.join("rollwatch"))
         .args(extra))
+}
+
+/// The fuzz targets of fuzz/, with the libFuzzer options each needs.
+const FUZZ_TARGETS: &[(&str, &[&str])] = &[
+    ("payload", &[]),
+    // Room for a gzip bomb: 64 KiB of gzip inflates to tens of MiB.
+    ("details", &["-max_len=70000"]),
+];
+
+fn fuzz(args: &[String]) -> Result {
+    let (minutes, named) = match args {
+        [flag, minutes, named @ ..] if flag == "--minutes" => (
+            minutes
+                .parse::<u64>()
+                .ok()
+                .filter(|&m| m > 0)
+                .ok_or_else(|| {
+                    format!("--minutes wants a whole number above 0, not {minutes:?}")
+                })?,
+            named,
+        ),
+        _ => return Err("usage: cargo xtask fuzz --minutes N [target…]".to_owned()),
+    };
+    if let Some(unknown) = named
+        .iter()
+        .find(|name| !FUZZ_TARGETS.iter().any(|(target, _)| target == name))
+    {
+        return Err(format!("no fuzz target {unknown:?}"));
+    }
+    tools::ensure_cargo_install("cargo-fuzz", "cargo-fuzz", "~0.13", "cargo-fuzz 0.13.")?;
+    let fuzz_dir = workspace_root().join("fuzz");
+    for (target, options) in FUZZ_TARGETS {
+        if !named.is_empty() && !named.iter().any(|name| name == target) {
+            continue;
+        }
+        // Stable rustc: RUSTC_BOOTSTRAP lets it take the -Z flags cargo-fuzz passes. No
+        // sanitizer: the code is safe Rust, and the targets count allocations themselves.
+        // Four codegen units: the first build (the whole server, instrumented) is a quarter
+        // of an hour on 2 cores with cargo-fuzz's default of one.
+        run(cargo()
+            .current_dir(&fuzz_dir)
+            .env("PATH", tools::search_path())
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", "--sanitizer", "none", "--codegen-units", "4"])
+            .args([target, "--"])
+            .arg(format!("-max_total_time={}", minutes * 60))
+            .args(["-print_final_stats=1", "-rss_limit_mb=1024"])
+            .args(*options))?;
+    }
+    Ok(())
 }
 
 /// Cargo's target directory, wherever `CARGO_TARGET_DIR` or a config file put it.
