@@ -26,21 +26,8 @@ impl<S: Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
-            return Ok(IdempotencyKey(None));
-        };
-        let invalid = || {
-            ApiError::invalid(
-                "Idempotency-Key",
-                format!("Idempotency-Key must be 1 to {MAX_KEY_CHARS} visible ASCII characters"),
-            )
-        };
-        let key = value.to_str().map_err(|_| invalid())?.trim();
-        if key.is_empty() || key.len() > MAX_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(invalid());
-        }
-        Ok(IdempotencyKey(Some(key.to_owned())))
+        let key = super::request::token_header(&parts.headers, "Idempotency-Key", MAX_KEY_CHARS)?;
+        Ok(IdempotencyKey(key.map(str::to_owned)))
     }
 }
 

@@ -87,21 +87,29 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, Ap
 }
 
 fn device_id(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let Some(value) = headers.get("x-device-id") else {
+    token_header(headers, "X-Device-ID", MAX_DEVICE_ID_CHARS)
+}
+
+/// An optional header that must be 1 to `max` visible ASCII characters (after trimming).
+pub(crate) fn token_header<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+    max: usize,
+) -> Result<Option<&'h str>, ApiError> {
+    let Some(value) = headers.get(name) else {
         return Ok(None);
     };
     let invalid = || {
         ApiError::invalid(
-            "X-Device-ID",
-            format!("X-Device-ID must be 1 to {MAX_DEVICE_ID_CHARS} visible ASCII characters"),
+            name,
+            format!("{name} must be 1 to {max} visible ASCII characters"),
         )
     };
-    let id = value.to_str().map_err(|_| invalid())?.trim();
-    if id.is_empty() || id.len() > MAX_DEVICE_ID_CHARS || !id.bytes().all(|b| b.is_ascii_graphic())
-    {
+    let token = value.to_str().map_err(|_| invalid())?.trim();
+    if token.is_empty() || token.len() > max || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid());
     }
-    Ok(Some(id))
+    Ok(Some(token))
 }
 
 async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
