@@ -23,7 +23,8 @@ pub struct ConfigError {
 pub struct Config {
     pub bind_addr: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_url: String,
+    /// A secret: a PostgreSQL URL may carry a password.
+    pub database_url: SecretString,
     pub auth: AuthConfig,
     pub reports: ReportsConfig,
     pub storage: StorageConfig,
@@ -221,7 +222,7 @@ fn data_dir(vars: &Vars<'_>) -> PathBuf {
 }
 
 /// `DATABASE_URL`, by default the SQLite file in the data dir.
-fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<String, ConfigError> {
+fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<SecretString, ConfigError> {
     let database_url = match vars.raw("DATABASE_URL") {
         Some(url) => url,
         None => format!("sqlite://{}/rollwatch.db?mode=rwc", data_dir.display()),
@@ -235,7 +236,7 @@ fn database_url(vars: &Vars<'_>, data_dir: &Path) -> Result<String, ConfigError>
             message: "must start with sqlite:, postgres:// or postgresql://".to_owned(),
         });
     }
-    Ok(database_url)
+    Ok(database_url.into())
 }
 
 /// `BLOB_URL_TTL_SECONDS`.
@@ -400,7 +401,10 @@ mod tests {
     fn defaults_are_the_embedded_setup() {
         let c = config(&[]).expect("defaults are valid");
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database_url, "sqlite://./data/rollwatch.db?mode=rwc");
+        assert_eq!(
+            c.database_url.expose_secret(),
+            "sqlite://./data/rollwatch.db?mode=rwc"
+        );
         assert!(
             matches!(c.storage, StorageConfig::Local { ref dir } if dir == &PathBuf::from("./data/blobs"))
         );
@@ -472,7 +476,10 @@ mod tests {
         const JWT: &str = "jwt-secret-7f3a9c1e5b2d8f4a6c0e9b7d";
         const PASSWORD: &str = "admin-password-Quokka-4821";
         const S3_SECRET: &str = "s3-secret-key-Wombat-9035";
+        const DB_PASSWORD: &str = "db-password-Numbat-2718";
+        let database_url = format!("postgres://rollwatch:{DB_PASSWORD}@db.internal/rollwatch");
         let c = config(&[
+            ("DATABASE_URL", &database_url),
             ("JWT_SECRET", JWT),
             ("ROLLWATCH_ADMIN_EMAIL", "ops@example.test"),
             ("ROLLWATCH_ADMIN_PASSWORD", PASSWORD),
@@ -495,9 +502,10 @@ mod tests {
             Some(PASSWORD)
         );
         assert_eq!(s3.secret_access_key.expose_secret(), S3_SECRET);
+        assert_eq!(c.database_url.expose_secret(), database_url);
 
         for printed in [format!("{c:?}"), format!("{c:#?}")] {
-            for secret in [JWT, PASSWORD, S3_SECRET] {
+            for secret in [JWT, PASSWORD, S3_SECRET, DB_PASSWORD] {
                 assert!(!printed.contains(secret), "{secret} in {printed}");
             }
             // Not a blanket redaction: the rest of the configuration still shows.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rollwatch::auth::tokens::{self, TokenSpec};
 use rollwatch::auth::{Actor, AppScope};
-use rollwatch::config::Config;
+use rollwatch::config::{Config, ExposeSecret};
 use rollwatch::gate::client::{self as gate_client, GateArgs};
 use rollwatch::server::Server;
 use rollwatch::{accounts, apps, db, graphql, keys};
@@ -258,7 +258,7 @@ async fn operator_of(db: &db::Store, account: Option<&str>) -> Result<Actor, Any
 
 async fn operator_db(config: &Config) -> Result<db::Store, AnyError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    Ok(db::connect(&config.database_url).await?)
+    Ok(db::connect(config.database_url.expose_secret()).await?)
 }
 
 async fn serve(config: Config) -> Result<(), AnyError> {

@@ -18,7 +18,7 @@ use crate::accounts::{self, FirstAdmin};
 use crate::auth::jwt::{self, SessionKeys};
 use crate::auth::login::Logins;
 use crate::blobs::{BlobError, BlobStore, LinkSigner};
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret};
 use crate::error::{ApiError, ServiceError};
 use crate::graphql;
 use crate::ingest::writer::Writer;
@@ -67,7 +67,7 @@ impl Server {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let db = db::connect(&config.database_url).await?;
+        let db = db::connect(config.database_url.expose_secret()).await?;
         let first_admin = accounts::ensure_first_admin(&db, &config).await?;
         let blobs = BlobStore::from_config(&config.storage)?;
         let secret = jwt::load_or_create_secret(&config)?;
