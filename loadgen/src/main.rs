@@ -6,11 +6,14 @@
 //! and at half of ingestion's maximum, with the disk's own `fdatasync` latency probed beside
 //! every run. After every ingestion run it checks that the database holds exactly as many
 //! reports as were answered 202, and prints a markdown table.
+//!
+//! With `--read` it runs the read-path benchmark instead (module `read`, issue 16).
 
 mod cpu;
 mod disk;
 mod load;
 mod payloads;
+mod read;
 mod server;
 mod store;
 
@@ -67,6 +70,16 @@ struct Args {
     /// Seconds of load before measuring starts.
     #[arg(long, default_value_t = 2)]
     warmup_seconds: u64,
+    /// Benchmark the dashboard's and CI's GraphQL queries over a generated dataset instead.
+    #[arg(long)]
+    read: bool,
+    /// With `--read`: the dataset's size, in multiples of the default (50 versions, 10,000
+    /// groups, 1,000,000 hourly rows over 90 days).
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+    /// With `--read`: timed runs of each query.
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +97,10 @@ pub enum BenchError {
     NoPeakRss,
     #[error("the report key is not a valid header value")]
     BadKey,
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("GraphQL: {0}")]
+    GraphQl(String),
     #[error("database: {0}")]
     Database(#[from] DbErr),
     #[error("{0}")]
@@ -127,7 +144,14 @@ async fn main() -> ExitCode {
     println!("{}", machine());
     let mut all_counts_match = true;
     for backend in args.backends.clone() {
-        match bench_backend(&args, &binary, backend).await {
+        let outcome = if args.read {
+            bench_reads(&args, &binary, backend)
+                .await
+                .map(|()| Vec::new())
+        } else {
+            bench_backend(&args, &binary, backend).await
+        };
+        match outcome {
             Ok(rows) => all_counts_match &= rows.iter().all(Row::counts_match),
             Err(e) => {
                 eprintln!("loadgen: {}: {e}", backend.title());
@@ -135,7 +159,9 @@ async fn main() -> ExitCode {
             }
         }
     }
-    if all_counts_match {
+    if args.read {
+        ExitCode::SUCCESS
+    } else if all_counts_match {
         println!("\nEvery run: stored count = 202s received.");
         ExitCode::SUCCESS
     } else {
@@ -162,11 +188,15 @@ fn machine() -> String {
     format!("Machine: {cores} cores ({cpu}); load generator and server share them.")
 }
 
-async fn bench_backend(
+const ADMIN_EMAIL: &str = "bench@localhost";
+const ADMIN_PASSWORD: &str = "bench-password-not-secret";
+
+/// A fresh data dir and database for one back end, and `rollwatch` configured to use them.
+async fn fresh_install(
     args: &Args,
     binary: &Path,
     backend: Backend,
-) -> Result<Vec<Row>, BenchError> {
+) -> Result<(PathBuf, BenchDatabase, Rollwatch), BenchError> {
     let data_dir = std::env::temp_dir().join(format!(
         "rollwatch-bench-{}-{backend:?}",
         std::process::id()
@@ -182,11 +212,8 @@ async fn bench_backend(
             ("BIND_ADDR", "127.0.0.1:0".to_owned()),
             ("ROLLWATCH_DATA_DIR", data_dir.display().to_string()),
             ("DATABASE_URL", database.url.clone()),
-            ("ROLLWATCH_ADMIN_EMAIL", "bench@localhost".to_owned()),
-            (
-                "ROLLWATCH_ADMIN_PASSWORD",
-                "bench-password-not-secret".to_owned(),
-            ),
+            ("ROLLWATCH_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+            ("ROLLWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
             (
                 "REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE",
                 "10000000".to_owned(),
@@ -198,6 +225,43 @@ async fn bench_backend(
             ),
         ],
     };
+    Ok((data_dir, database, rollwatch))
+}
+
+/// The read-path benchmark on one back end: the dataset written, then every query timed.
+async fn bench_reads(args: &Args, binary: &Path, backend: Backend) -> Result<(), BenchError> {
+    let (data_dir, database, rollwatch) = fresh_install(args, binary, backend).await?;
+    let server_log = data_dir.with_extension("log");
+    let server = rollwatch.serve(&server_log)?;
+    rollwatch.create_app(APP_NAME)?;
+    let mut client = read::GraphQl::connect(server.addr).await?;
+    client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await?;
+    let dataset = read::Dataset::new(client.app_id(APP_NAME).await?, args.scale);
+    let db = Database::connect(&database.url).await?;
+    let started = std::time::Instant::now();
+    dataset.write(&db, APP_NAME).await?;
+    println!(
+        "\n### {} — scale {}, dataset written in {:.1} s, {} timed runs per query\n",
+        backend.title(),
+        args.scale,
+        started.elapsed().as_secs_f64(),
+        args.repeats
+    );
+    dataset.time_queries(&mut client, args.repeats).await?;
+    db.close().await?;
+    drop(client);
+    server.stop()?;
+    database.remove().await?;
+    std::fs::remove_dir_all(&data_dir)?;
+    Ok(())
+}
+
+async fn bench_backend(
+    args: &Args,
+    binary: &Path,
+    backend: Backend,
+) -> Result<Vec<Row>, BenchError> {
+    let (data_dir, database, rollwatch) = fresh_install(args, binary, backend).await?;
     // Kept after the run (beside, not in, the data dir), for a look at any warning.
     let server_log = data_dir.with_extension("log");
     let server = rollwatch.serve(&server_log)?;

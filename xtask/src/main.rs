@@ -6,7 +6,8 @@
 //!   and PostgreSQL (the machine's server, started here when it is down), the Python client's
 //!   tests (sdk/python), then the browser tests in e2e/.
 //! - `bench`: the ingestion benchmark — release builds of `rollwatch` and `loadgen`, then
-//!   `loadgen` runs every scenario on SQLite and PostgreSQL and prints the table.
+//!   `loadgen` runs every scenario on SQLite and PostgreSQL and prints the table; with
+//!   `--read [--scale N]`, the read-path benchmark (dashboard and gate queries) instead.
 //! - `fuzz --minutes N [target…]`: every fuzz target in fuzz/ (or the ones named) for N
 //!   minutes each, with `cargo fuzz` (installed when missing). Not part of `test`.
 
