@@ -409,8 +409,20 @@ async fn the_gate_command_exits_with_each_verdict(backend: Backend) {
         data(&answer)["setGatePolicy"]["crashRate"]["minSample"],
         200
     );
-    let now_enough = rollwatch_gate(&app, &token, &release("1.7.0")).await;
-    assert_eq!(now_enough.code, Some(0), "{now_enough:?}");
+    // Past the minimum now, but 300 sessions cannot rule out a +20 % regression: no PASS, and
+    // the reasons say how much more data would decide.
+    let past_minimum = rollwatch_gate(&app, &token, &release("1.7.0")).await;
+    assert_eq!(past_minimum.code, Some(2), "{past_minimum:?}");
+    assert!(
+        !past_minimum.stdout.contains("only 300 sessions"),
+        "{}",
+        past_minimum.stdout
+    );
+    assert!(
+        past_minimum.stdout.contains("more sessions"),
+        "{}",
+        past_minimum.stdout
+    );
     app.stop().await;
 }
 
