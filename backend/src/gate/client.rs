@@ -115,7 +115,7 @@ const RELEASE_GATE: &str = "query ReleaseGate($appId: ID!, $version: String!, $c
     window { from to }
     baselineWindow { from to }
     metrics {
-      metric status relativeChange maxRate maxRegression minSample test pValue reasons
+      metric status relativeChange maxRate maxRegression minSample test ratioLower ratioUpper reasons
       current { events trials rate lower upper }
       baseline { events trials rate lower upper }
     }

@@ -2,15 +2,15 @@
 //! simulation tests can run it many thousands of times.
 //!
 //! Each metric is judged alone, then the release: FAIL when any metric fails, else
-//! INSUFFICIENT_DATA when any metric lacks data, else PASS. A metric
-//! - lacks data when it has fewer sessions (attempts) than the policy's minimum — thin data
-//!   never passes and never fails;
-//! - fails when a limit is exceeded *credibly*: the rate's one-sided Wilson lower bound is above
-//!   `maxRate`, or the Farrington–Manning test rejects "rate ≤ (1 + maxRegression) × baseline"
-//!   at the policy's confidence;
-//! - lacks data, too, when an observed value is beyond a limit but not credibly so: more data
-//!   will tell, luck must not;
-//! - passes otherwise.
+//! INSUFFICIENT_DATA when any metric lacks data, else PASS. Every check is a claim backed by a
+//! time-uniform confidence sequence (stats.rs) at the policy's confidence, so the verdict stays
+//! right however often CI asks. A metric
+//! - lacks data when it has fewer sessions (attempts) than the policy's minimum;
+//! - fails when a limit is *credibly* exceeded: the whole sequence for the rate lies above
+//!   `maxRate`, or the whole sequence for its ratio to the baseline above 1 + `maxRegression`;
+//! - passes only when every limit is credibly met: the sequences lie wholly within them, so a
+//!   PASS on thin data cannot happen;
+//! - lacks data otherwise, with a reason estimating the exposure that would decide it.
 
 use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::percent;
 use super::policy::{GatePolicy, MetricPolicy};
-use super::stats::{one_sided_z, rate_ratio_test, wilson_bounds};
+use super::stats::{Mixture, RatioBounds, confidence_sequence, ratio_sequence};
 use crate::model::{Counts, Metric, Sample};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
@@ -79,7 +79,8 @@ pub struct Baseline {
     pub requested: bool,
 }
 
-/// A rate with its one-sided Wilson bounds at the policy's confidence.
+/// A rate with its time-uniform bounds at the policy's confidence: the true rate lies between
+/// `lower` and `upper` at every look at once, with that confidence.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 #[graphql(name = "GateRate")]
@@ -92,8 +93,8 @@ pub struct RateEstimate {
 }
 
 impl RateEstimate {
-    fn of(sample: Sample, z: f64) -> RateEstimate {
-        let bounds = wilson_bounds(sample, z);
+    fn of(sample: Sample, mixture: Mixture, alpha: f64) -> RateEstimate {
+        let bounds = confidence_sequence(sample, mixture, alpha);
         RateEstimate {
             events: sample.events,
             trials: sample.trials,
@@ -119,8 +120,10 @@ pub struct MetricResult {
     pub min_sample: u64,
     /// The tests applied, in words.
     pub test: String,
-    /// Of the regression test, when it ran.
-    pub p_value: Option<f64>,
+    /// Time-uniform bounds on current / baseline rate at the policy's confidence, when the
+    /// regression was checked; `ratioUpper` is null while the baseline's rate may be zero.
+    pub ratio_lower: Option<f64>,
+    pub ratio_upper: Option<f64>,
     pub reasons: Vec<String>,
 }
 
@@ -142,16 +145,17 @@ pub fn evaluate(
     release: &Measured,
     baseline: Option<&Baseline>,
 ) -> GateResult {
-    let z = one_sided_z(policy.confidence);
     let mut reasons = Vec::new();
     let metrics: Vec<MetricResult> = Metric::ALL
         .into_iter()
         .map(|metric| {
+            let limits = policy.metric(metric);
             let (result, notable) = MetricJudge {
                 metric,
-                limits: policy.metric(metric),
+                limits,
                 confidence: policy.confidence,
-                z,
+                alpha: 1.0 - policy.confidence,
+                mixture: Mixture::centred_on(limits.max_rate.unwrap_or(UNLIMITED_MIXTURE_MEAN)),
             }
             .judge(&release.counts, baseline);
             reasons.extend(notable);
@@ -227,19 +231,70 @@ impl MetricResult {
     }
 }
 
+/// Where the mixture of a metric without `maxRate` is centred: a typical crash rate.
+const UNLIMITED_MIXTURE_MEAN: f64 = 0.01;
+
+/// How far `exposure_needed` looks: a million times the data seen is "never" in practice.
+const MAX_EXPOSURE_FACTOR: f64 = 1e6;
+
 /// How one check of a limit came out.
 enum Check {
+    /// Credibly within the limit.
     Within,
-    /// Beyond the limit, but not credibly.
+    /// Neither credibly within nor credibly beyond.
     Unsure,
+    /// Credibly beyond the limit.
     Exceeded,
+}
+
+impl Check {
+    fn of(credibly_beyond: bool, credibly_within: bool) -> Check {
+        match (credibly_beyond, credibly_within) {
+            (true, _) => Check::Exceeded,
+            (false, true) => Check::Within,
+            (false, false) => Check::Unsure,
+        }
+    }
+
+    fn decided(&self) -> bool {
+        !matches!(self, Check::Unsure)
+    }
+}
+
+/// Roughly how many more trials, at the rate observed so far, would make `check` decide:
+/// the counts are scaled up until it does. `None` when no amount of such data would.
+fn exposure_needed(sample: Sample, check: impl Fn(Sample) -> Check) -> Option<u64> {
+    let scaled = |factor: f64| {
+        Sample::new(
+            (sample.events as f64 * factor).round() as u64,
+            (sample.trials as f64 * factor).round() as u64,
+        )
+    };
+    let mut factor = 2.0;
+    while !check(scaled(factor)).decided() {
+        factor *= 2.0;
+        if factor > MAX_EXPOSURE_FACTOR {
+            return None;
+        }
+    }
+    let (mut low, mut high) = (factor / 2.0, factor);
+    for _ in 0..8 {
+        let middle = 0.5 * (low + high);
+        if check(scaled(middle)).decided() {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    Some(scaled(high).trials.saturating_sub(sample.trials))
 }
 
 struct MetricJudge<'a> {
     metric: Metric,
     limits: &'a MetricPolicy,
     confidence: f64,
-    z: f64,
+    alpha: f64,
+    mixture: Mixture,
 }
 
 impl MetricJudge<'_> {
@@ -256,14 +311,16 @@ impl MetricJudge<'_> {
         let mut result = MetricResult {
             metric,
             status: MetricStatus::Pass,
-            current: RateEstimate::of(current, self.z),
-            baseline: baseline_sample.map(|sample| RateEstimate::of(sample, self.z)),
+            current: RateEstimate::of(current, self.mixture, self.alpha),
+            baseline: baseline_sample
+                .map(|sample| RateEstimate::of(sample, self.mixture, self.alpha)),
             relative_change: None,
             max_rate: limits.max_rate,
             max_regression: limits.max_regression,
             min_sample: limits.min_sample,
             test: "none".to_owned(),
-            p_value: None,
+            ratio_lower: None,
+            ratio_upper: None,
             reasons: Vec::new(),
         };
         let name = metric.label();
@@ -291,7 +348,7 @@ impl MetricJudge<'_> {
         let mut tests = Vec::new();
         if let Some(max_rate) = limits.max_rate {
             tests.push(format!(
-                "Wilson score lower bound (one-sided, {}) against the {} limit",
+                "time-uniform confidence sequence for the rate ({}) against the {} limit",
                 percent(self.confidence),
                 percent(max_rate)
             ));
@@ -314,16 +371,17 @@ impl MetricJudge<'_> {
                 }
             } else {
                 tests.push(format!(
-                    "Farrington–Manning score test (one-sided, {}) of rate ≤ {:.2} × baseline",
+                    "time-uniform confidence sequence for the rate ratio ({}) against {:.2} × baseline",
                     percent(self.confidence),
                     1.0 + max_regression
                 ));
-                let (check, reason, p_value, change) =
+                let regression =
                     self.check_regression(current, baseline_sample, version, max_regression);
-                reasons.add(&check, reason);
-                checks.push(check);
-                result.p_value = p_value;
-                result.relative_change = change;
+                reasons.add(&regression.check, regression.reason);
+                checks.push(regression.check);
+                result.ratio_lower = regression.ratio_lower;
+                result.ratio_upper = regression.ratio_upper;
+                result.relative_change = regression.change;
             }
         }
         if !tests.is_empty() {
@@ -355,35 +413,77 @@ impl MetricJudge<'_> {
         Sample::new(sample.trials, sample.trials)
     }
 
+    fn rate_check(&self, sample: Sample, max_rate: f64) -> Check {
+        match confidence_sequence(sample, self.mixture, self.alpha) {
+            Some((lower, upper)) => Check::of(lower > max_rate, upper <= max_rate),
+            None => Check::Unsure,
+        }
+    }
+
     fn check_rate(&self, current: Sample, max_rate: f64) -> (Check, String) {
         let name = self.metric.label();
-        let (rate, (lower, _)) = match (current.rate(), wilson_bounds(current, self.z)) {
-            (Some(rate), Some(bounds)) => (rate, bounds),
-            _ => return (Check::Unsure, format!("{name}: no rate to check")),
+        let (Some(rate), Some((lower, upper))) = (
+            current.rate(),
+            confidence_sequence(current, self.mixture, self.alpha),
+        ) else {
+            return (Check::Unsure, format!("{name}: no rate to check"));
         };
         let (confidence, rate_text, limit) =
             (percent(self.confidence), percent(rate), percent(max_rate));
-        if lower > max_rate {
-            (
+        let bounds = format!("{}–{}", percent(lower), percent(upper));
+        match self.rate_check(current, max_rate) {
+            Check::Exceeded => (
                 Check::Exceeded,
                 format!(
                     "{name} {rate_text} is above the {limit} limit: with {confidence} confidence it is at least {}",
                     percent(lower)
                 ),
-            )
-        } else if rate > max_rate {
-            (
-                Check::Unsure,
-                format!(
-                    "{name} {rate_text} is above the {limit} limit, but not credibly at {confidence} confidence (it may be as low as {}); more data is needed",
-                    percent(lower)
-                ),
-            )
-        } else {
-            (
+            ),
+            Check::Within => (
                 Check::Within,
-                format!("{name} {rate_text} is within the {limit} limit"),
-            )
+                format!(
+                    "{name} {rate_text} is within the {limit} limit: with {confidence} confidence it is at most {}",
+                    percent(upper)
+                ),
+            ),
+            Check::Unsure => {
+                let needed = exposure_needed(current, |more| self.rate_check(more, max_rate));
+                (
+                    Check::Unsure,
+                    format!(
+                        "{name} {rate_text} may be on either side of the {limit} limit ({bounds} at {confidence} confidence); {}",
+                        self.more_data(needed)
+                    ),
+                )
+            }
+        }
+    }
+
+    /// How much more data would decide, in words.
+    fn more_data(&self, needed: Option<u64>) -> String {
+        let trials = self.metric.trials();
+        match needed {
+            Some(needed) => {
+                format!("about {needed} more {trials} at the rate seen so far would decide it")
+            }
+            None => format!(
+                "at the rate seen so far no feasible number of {trials} would decide it: the rate sits on the limit"
+            ),
+        }
+    }
+
+    fn regression_check(
+        &self,
+        current: Sample,
+        baseline: Sample,
+        allowed_ratio: f64,
+    ) -> (Check, Option<RatioBounds>) {
+        match ratio_sequence(current, baseline, self.mixture, self.alpha) {
+            Some(bounds) => (
+                Check::of(bounds.lower > allowed_ratio, bounds.upper <= allowed_ratio),
+                Some(bounds),
+            ),
+            None => (Check::Unsure, None),
         }
     }
 
@@ -393,17 +493,19 @@ impl MetricJudge<'_> {
         baseline: Sample,
         version: &str,
         max_regression: f64,
-    ) -> (Check, String, Option<f64>, Option<f64>) {
+    ) -> Regression {
         let name = self.metric.label();
         let allowed = format!("+{:.0}%", max_regression * 100.0);
+        let allowed_ratio = 1.0 + max_regression;
         let confidence = percent(self.confidence);
         let (Some(rate), Some(baseline_rate)) = (current.rate(), baseline.rate()) else {
-            return (
-                Check::Unsure,
-                format!("{name}: no rate to compare"),
-                None,
-                None,
-            );
+            return Regression {
+                check: Check::Unsure,
+                reason: format!("{name}: no rate to compare"),
+                ratio_lower: None,
+                ratio_upper: None,
+                change: None,
+            };
         };
         let change = (baseline_rate > 0.0).then(|| rate / baseline_rate - 1.0);
         let comparison = match change {
@@ -415,33 +517,53 @@ impl MetricJudge<'_> {
             ),
             None => format!("{name} {} where {version} had none", percent(rate)),
         };
-        let beyond = change.is_none_or(|change| change > max_regression) && rate > 0.0;
-        let outcome = rate_ratio_test(current, baseline, 1.0 + max_regression);
-        let p_value = outcome.map(|o| o.p_value);
-        let (check, reason) = match outcome {
-            Some(outcome) if outcome.z > self.z => (
-                Check::Exceeded,
-                format!(
-                    "{comparison}: a rise beyond the {allowed} allowed is credible at {confidence} confidence (p = {:.2e})",
-                    outcome.p_value
-                ),
+        let (check, bounds) = self.regression_check(current, baseline, allowed_ratio);
+        let ratio_lower = bounds.map(|b| b.lower);
+        let ratio_upper = bounds.map(|b| b.upper).filter(|upper| upper.is_finite());
+        let lower_change = format!("{:+.0}%", (ratio_lower.unwrap_or(0.0) - 1.0) * 100.0);
+        let upper_change = ratio_upper.map_or("unbounded".to_owned(), |upper| {
+            format!("{:+.0}%", (upper - 1.0) * 100.0)
+        });
+        let reason = match check {
+            Check::Exceeded => format!(
+                "{comparison}: a rise beyond the {allowed} allowed is credible at {confidence} confidence (at least {lower_change})"
             ),
-            _ if beyond => {
-                let p = p_value.map_or(String::new(), |p| format!(" (p = {p:.2})"));
-                (
-                    Check::Unsure,
-                    format!(
-                        "{comparison}, beyond the {allowed} allowed, but not credibly at {confidence} confidence{p}; more data is needed"
+            Check::Within => format!(
+                "{comparison}, within the {allowed} allowed at {confidence} confidence (at most {upper_change})"
+            ),
+            Check::Unsure => {
+                let needed = exposure_needed(current, |more| {
+                    self.regression_check(more, baseline, allowed_ratio).0
+                });
+                let decide = match needed {
+                    Some(_) => self.more_data(needed),
+                    None => format!(
+                        "the baseline {version} alone is too uncertain to decide it, however many more {} the release gets",
+                        self.metric.trials()
                     ),
+                };
+                format!(
+                    "{comparison}: the change may be on either side of the {allowed} allowed ({lower_change} to {upper_change} at {confidence} confidence); {decide}"
                 )
             }
-            _ => (
-                Check::Within,
-                format!("{comparison}, within the {allowed} allowed"),
-            ),
         };
-        (check, reason, p_value, change)
+        Regression {
+            check,
+            reason,
+            ratio_lower,
+            ratio_upper,
+            change,
+        }
     }
+}
+
+/// The outcome of the regression check, with what the result shows of it.
+struct Regression {
+    check: Check,
+    reason: String,
+    ratio_lower: Option<f64>,
+    ratio_upper: Option<f64>,
+    change: Option<f64>,
 }
 
 #[cfg(test)]
@@ -464,17 +586,18 @@ mod tests {
         let policy = GatePolicy::default();
         let result = evaluate(
             &policy,
-            &measured("1.5.0", 20_000, 200),
-            Some(&previous(20_000, 210)),
+            &measured("1.5.0", 500_000, 2450),
+            Some(&previous(2_000_000, 10_000)),
         );
         assert_eq!(result.verdict, Verdict::Pass, "{result:#?}");
         let crash = crash(&result);
         assert_eq!(crash.status, MetricStatus::Pass);
-        assert_eq!(crash.current.rate, Some(0.01));
+        assert_eq!(crash.current.rate, Some(0.0049));
         let (lower, upper) = (crash.current.lower.unwrap(), crash.current.upper.unwrap());
-        assert!(lower < 0.01 && 0.01 < upper);
+        assert!(lower < 0.0049 && 0.0049 < upper);
         assert!(crash.relative_change.unwrap() < 0.0);
-        assert!(crash.test.contains("Farrington"), "{}", crash.test);
+        assert!(crash.ratio_upper.unwrap() <= 1.2, "{crash:?}");
+        assert!(crash.test.contains("rate ratio"), "{}", crash.test);
         assert_eq!(result.baseline_version.as_deref(), Some("1.4.0"));
         // Nothing was sent for updates or installs, and the default does not require them.
         assert_eq!(result.metrics[1].status, MetricStatus::NotMeasured);
@@ -485,11 +608,11 @@ mod tests {
     fn a_doubled_crash_rate_fails_as_a_regression() {
         let result = evaluate(
             &GatePolicy::default(),
-            &measured("1.5.0", 20_000, 300),
-            Some(&previous(20_000, 150)),
+            &measured("1.5.0", 100_000, 1500),
+            Some(&previous(100_000, 750)),
         );
         assert_eq!(result.verdict, Verdict::Fail);
-        assert!(crash(&result).p_value.unwrap() < 0.001);
+        assert!(crash(&result).ratio_lower.unwrap() > 1.2);
         assert!(
             result
                 .reasons
@@ -513,11 +636,21 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_just_above_the_limit_asks_for_more_data() {
+    fn a_rate_near_the_limit_asks_for_more_data_and_says_how_much() {
         // 2.2 % observed against a 2 % limit on 2000 sessions is well within chance.
         let result = evaluate(&GatePolicy::default(), &measured("1.5.0", 2000, 44), None);
         assert_eq!(result.verdict, Verdict::InsufficientData);
-        assert!(result.reasons.iter().any(|r| r.contains("not credibly")));
+        assert!(
+            result
+                .reasons
+                .iter()
+                .any(|r| r.contains("either side") && r.contains("more sessions")),
+            "{:?}",
+            result.reasons
+        );
+        // 1.5 % on 2000 sessions is below the limit, but not yet credibly: no PASS.
+        let below = evaluate(&GatePolicy::default(), &measured("1.5.0", 2000, 30), None);
+        assert_eq!(below.verdict, Verdict::InsufficientData, "{below:#?}");
     }
 
     #[test]
@@ -574,12 +707,15 @@ mod tests {
     #[test]
     fn update_failures_use_attempts_as_the_denominator() {
         let mut release = measured("1.5.0", 20_000, 100);
-        release.counts.update_failed = 30;
-        release.counts.update_succeeded = 270;
+        release.counts.update_failed = 100;
+        release.counts.update_succeeded = 900;
         let result = evaluate(&GatePolicy::default(), &release, None);
         let updates = &result.metrics[1];
         assert_eq!(updates.metric, Metric::UpdateFailureRate);
-        assert_eq!((updates.current.events, updates.current.trials), (30, 300));
+        assert_eq!(
+            (updates.current.events, updates.current.trials),
+            (100, 1000)
+        );
         // 10 % failing, credibly above the 5 % limit.
         assert_eq!(updates.status, MetricStatus::Fail);
         assert_eq!(result.verdict, Verdict::Fail);
