@@ -16,6 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::BenchError;
+
 /// How long a worker waits before reconnecting after its connection failed.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 
@@ -84,6 +86,19 @@ pub fn quantile_ms(sorted_us: &[u32], q: f64) -> f64 {
     }
     let rank = (q * (sorted_us.len() - 1) as f64).round() as usize;
     f64::from(sorted_us[rank]) / 1000.0
+}
+
+/// One keep-alive HTTP/1.1 connection to the server, Nagle off (every request is one write).
+pub async fn open_connection(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BenchError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        // The connection ends when its sender is dropped or the server closes it; a failure
+        // shows up in the next request.
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// Runs `plan` against `target`, cycling through `bodies`.
@@ -180,17 +195,7 @@ impl Worker {
     }
 
     async fn connect(&self) -> Option<SendRequest<Full<Bytes>>> {
-        let stream = TcpStream::connect(self.target.addr).await.ok()?;
-        stream.set_nodelay(true).ok()?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .ok()?;
-        tokio::spawn(async move {
-            // The connection ends when the worker drops its sender or the server closes it;
-            // a failure shows up in the worker's next request.
-            let _ = connection.await;
-        });
-        Some(sender)
+        open_connection(self.target.addr).await.ok()
     }
 
     /// Sends the next body and reads the whole answer, so the connection can be reused.

@@ -15,14 +15,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
 use sea_orm::prelude::ChronoDateTimeUtc;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 use crate::BenchError;
-use crate::load::quantile_ms;
+use crate::load::{open_connection, quantile_ms};
 
 /// Versions at scale 1, and how many groups each has (2 channels × 5 platform/arch × 20).
 const VERSIONS_PER_SCALE: i64 = 50;
@@ -278,16 +276,8 @@ pub struct GraphQl {
 
 impl GraphQl {
     pub async fn connect(addr: std::net::SocketAddr) -> Result<GraphQl, BenchError> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped; a failure shows up in the next request.
-            let _ = connection.await;
-        });
         Ok(GraphQl {
-            sender,
+            sender: open_connection(addr).await?,
             authorization: None,
         })
     }

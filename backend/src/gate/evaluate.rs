@@ -256,6 +256,11 @@ impl Check {
         }
     }
 
+    /// A rate's bounds `(lower, upper)` against its limit.
+    fn of_rate((lower, upper): (f64, f64), max_rate: f64) -> Check {
+        Check::of(lower > max_rate, upper <= max_rate)
+    }
+
     fn decided(&self) -> bool {
         !matches!(self, Check::Unsure)
     }
@@ -414,10 +419,8 @@ impl MetricJudge<'_> {
     }
 
     fn rate_check(&self, sample: Sample, max_rate: f64) -> Check {
-        match confidence_sequence(sample, self.mixture, self.alpha) {
-            Some((lower, upper)) => Check::of(lower > max_rate, upper <= max_rate),
-            None => Check::Unsure,
-        }
+        confidence_sequence(sample, self.mixture, self.alpha)
+            .map_or(Check::Unsure, |bounds| Check::of_rate(bounds, max_rate))
     }
 
     fn check_rate(&self, current: Sample, max_rate: f64) -> (Check, String) {
@@ -431,7 +434,7 @@ impl MetricJudge<'_> {
         let (confidence, rate_text, limit) =
             (percent(self.confidence), percent(rate), percent(max_rate));
         let bounds = format!("{}–{}", percent(lower), percent(upper));
-        match self.rate_check(current, max_rate) {
+        match Check::of_rate((lower, upper), max_rate) {
             Check::Exceeded => (
                 Check::Exceeded,
                 format!(
