@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 /// The request headers an ingestion client sends.
 const ALLOWED_HEADERS: &str =
-    "Authorization, Content-Type, Content-Encoding, X-Device-ID, Idempotency-Key";
+    "Authorization, Content-Type, Content-Encoding, X-Device-ID, Idempotency-Key, X-Sentry-Auth";
 /// Browsers cap it lower (Chromium at 2 h); asking for a day costs nothing.
 const PREFLIGHT_MAX_AGE_SECS: &str = "86400";
 
@@ -42,10 +42,11 @@ pub async fn any_origin(request: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    // A rate-limited browser client must be able to read when to retry.
+    // A rate-limited browser client must be able to read when to retry (Sentry's browser
+    // SDK reads its own header).
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Retry-After"),
+        HeaderValue::from_static("Retry-After, X-Sentry-Rate-Limits"),
     );
     response
 }

@@ -10,6 +10,10 @@ use crate::model::FieldError;
 pub enum ApiError {
     #[error("missing report key: send Authorization: Bearer rpk_…")]
     MissingKey,
+    #[error(
+        "missing report key: use the DSN's key (X-Sentry-Auth sentry_key, the sentry_key query parameter or the envelope's dsn)"
+    )]
+    MissingSentryKey,
     #[error("invalid report key")]
     InvalidKey,
     #[error("reports are disabled for this app")]
@@ -22,6 +26,10 @@ pub enum ApiError {
     },
     #[error("a batch holds at most {max} reports")]
     BatchTooLarge { max: usize },
+    #[error("an envelope holds at most {max} sessions")]
+    TooManySessions { max: usize },
+    #[error("malformed request: {0}")]
+    Malformed(String),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("malformed JSON: {0}")]
@@ -50,13 +58,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingKey | ApiError::InvalidKey => StatusCode::UNAUTHORIZED,
-            ApiError::ReportsDisabled => StatusCode::FORBIDDEN,
-            ApiError::TooLarge { .. } | ApiError::BatchTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
+            ApiError::MissingKey | ApiError::MissingSentryKey | ApiError::InvalidKey => {
+                StatusCode::UNAUTHORIZED
             }
+            ApiError::ReportsDisabled => StatusCode::FORBIDDEN,
+            ApiError::TooLarge { .. }
+            | ApiError::BatchTooLarge { .. }
+            | ApiError::TooManySessions { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::Malformed(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -68,11 +78,13 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::MissingKey => "missing_key",
+            ApiError::MissingKey | ApiError::MissingSentryKey => "missing_key",
             ApiError::InvalidKey => "invalid_key",
             ApiError::ReportsDisabled => "reports_disabled",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::TooManySessions { .. } => "too_large",
+            ApiError::Malformed(_) => "malformed",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidField { .. } => "invalid_field",
@@ -98,6 +110,7 @@ impl ApiError {
             ApiError::InvalidField { field, .. } => Some(field),
             ApiError::TooLarge { field, .. } => *field,
             ApiError::BatchTooLarge { .. } => Some("reports"),
+            ApiError::TooManySessions { .. } => Some("sessions"),
             _ => None,
         }
     }

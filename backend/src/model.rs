@@ -99,6 +99,9 @@ closed_set! {
         Ios = "ios",
         Web = "web",
         Other = "other",
+        /// Not said by the client (a Sentry session has no OS): never a platform of its own, so
+        /// a rate is shown only where reports and usage were sliced alike (docs/sentry.md).
+        Unknown = "unknown",
     }
 }
 
@@ -111,6 +114,8 @@ closed_set! {
         Universal = "universal",
         Wasm32 = "wasm32",
         Other = "other",
+        /// Not said by the client, as `Platform::Unknown`.
+        Unknown = "unknown",
     }
 }
 
@@ -171,6 +176,31 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> 
         ));
     }
     Ok(value.to_owned())
+}
+
+/// Text made fit for a free-text field from what a third party sent: control and invisible
+/// characters become spaces, runs of spaces one, and it is cut at `max` characters; empty
+/// when nothing visible is left. For fields Rollwatch derives (a Sentry exception type) rather
+/// than takes as given, where refusing the whole report would lose a crash.
+pub fn printable(value: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        let c = if c.is_control() || is_invisible(c) {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_end()
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 /// Unicode's format characters (General Category Cf: bidirectional overrides and isolates,
@@ -415,6 +445,17 @@ mod tests {
         assert!(channel("c", &"c".repeat(MAX_CHANNEL_CHARS + 1)).is_err());
         assert!(text("r", "bad\u{7}bell", 10).is_err());
         assert!(text("r", "   ", 10).is_err());
+    }
+
+    #[test]
+    fn printable_makes_third_party_text_fit_a_field() {
+        assert_eq!(
+            printable("  Zero\u{202E}Division\n\tError ", 64),
+            "Zero Division Error"
+        );
+        assert_eq!(printable("abcdef", 3), "abc");
+        assert_eq!(printable("\u{200B}\u{7}", 10), "");
+        assert!(text("event.reason", &printable("x\u{2066}y", 10), 10).is_ok());
     }
 
     #[test]

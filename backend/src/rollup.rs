@@ -52,12 +52,125 @@ pub struct Cell {
     /// usage of its release dimensions).
     pub event_type: Option<EventType>,
     pub counts: Counts,
+    /// Its reports and its usage were split the same way. False where the cell is split (or
+    /// the slice filtered) by platform or arch and some counts of its release do not say
+    /// theirs (`unknown`, as a Sentry session's): its counts are real, a rate of them is not.
+    pub sliced_alike: bool,
+}
+
+/// A slice's counts summed together, and whether its rates mean anything (`Cell::sliced_alike`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub counts: Counts,
+    pub sliced_alike: bool,
 }
 
 /// The slice's counts summed by `by`. Usage has no event type, so a cell of an event type
 /// carries the usage of its release dimensions; releases with usage and no report at all are
 /// cells too, since the healthiest releases must show.
 pub async fn cells(
+    db: &impl ConnectionTrait,
+    app_id: i64,
+    slice: &Slice,
+    by: &[Dimension],
+) -> Result<Vec<Cell>, DbErr> {
+    let mut cells = summed_cells(db, app_id, slice, by).await?;
+    for (dimension, unknown) in [
+        (
+            Dimension::Platform,
+            CellKey::platform_unknown as fn(&CellKey) -> bool,
+        ),
+        (Dimension::Arch, CellKey::arch_unknown),
+    ] {
+        if by.contains(&dimension) {
+            unlike_where_siblings_are_unknown(&mut cells, dimension, unknown);
+        }
+    }
+    // A filter on platform or arch splits too: the counts it leaves out as `unknown` may
+    // belong to the platform asked for.
+    if slice.platform == Some(Platform::Unknown) || slice.arch == Some(Arch::Unknown) {
+        cells.iter_mut().for_each(|cell| cell.sliced_alike = false);
+        return Ok(cells);
+    }
+    let mut unknown_siblings = Vec::new();
+    if slice.platform.is_some() {
+        let platform = Some(Platform::Unknown);
+        unknown_siblings.push((
+            Dimension::Platform,
+            Slice {
+                platform,
+                ..slice.clone()
+            },
+        ));
+    }
+    if slice.arch.is_some() {
+        let arch = Some(Arch::Unknown);
+        unknown_siblings.push((
+            Dimension::Arch,
+            Slice {
+                arch,
+                ..slice.clone()
+            },
+        ));
+    }
+    for (dimension, sibling) in unknown_siblings {
+        let unknown: Vec<CellKey> = summed_cells(db, app_id, &sibling, by)
+            .await?
+            .into_iter()
+            .map(|cell| cell.key.without(dimension))
+            .collect();
+        for cell in &mut cells {
+            if unknown.contains(&cell.key.without(dimension)) {
+                cell.sliced_alike = false;
+            }
+        }
+    }
+    Ok(cells)
+}
+
+impl CellKey {
+    fn platform_unknown(&self) -> bool {
+        self.platform.as_deref() == Some(Platform::Unknown.as_str())
+    }
+
+    fn arch_unknown(&self) -> bool {
+        self.arch.as_deref() == Some(Arch::Unknown.as_str())
+    }
+
+    /// The key without `dimension`: the cells sharing it are one release split by it.
+    fn without(&self, dimension: Dimension) -> CellKey {
+        let mut key = self.clone();
+        match dimension {
+            Dimension::Platform => key.platform = None,
+            Dimension::Arch => key.arch = None,
+            Dimension::Version => key.version = None,
+            Dimension::Channel => key.channel = None,
+            Dimension::EventType => {}
+        }
+        key
+    }
+}
+
+/// Marks every cell of a release split by `dimension` as not sliced alike when one of the
+/// release's cells is `unknown` in it (that cell included).
+fn unlike_where_siblings_are_unknown(
+    cells: &mut [Cell],
+    dimension: Dimension,
+    unknown: fn(&CellKey) -> bool,
+) {
+    let releases_with_unknown: Vec<CellKey> = cells
+        .iter()
+        .filter(|cell| unknown(&cell.key))
+        .map(|cell| cell.key.without(dimension))
+        .collect();
+    for cell in cells {
+        if releases_with_unknown.contains(&cell.key.without(dimension)) {
+            cell.sliced_alike = false;
+        }
+    }
+}
+
+async fn summed_cells(
     db: &impl ConnectionTrait,
     app_id: i64,
     slice: &Slice,
@@ -114,6 +227,7 @@ pub async fn cells(
             key,
             event_type,
             counts,
+            sliced_alike: true,
         })
         .collect())
 }
@@ -123,14 +237,18 @@ pub async fn totals(
     db: &impl ConnectionTrait,
     app_id: i64,
     slice: &Slice,
-) -> Result<Counts, DbErr> {
-    Ok(cells(db, app_id, slice, &[])
-        .await?
-        .into_iter()
-        .fold(Counts::default(), |mut sum, cell| {
-            sum.add(&cell.counts);
+) -> Result<Totals, DbErr> {
+    Ok(cells(db, app_id, slice, &[]).await?.into_iter().fold(
+        Totals {
+            counts: Counts::default(),
+            sliced_alike: true,
+        },
+        |mut sum, cell| {
+            sum.counts.add(&cell.counts);
+            sum.sliced_alike &= cell.sliced_alike;
             sum
-        }))
+        },
+    ))
 }
 
 /// The slice's counts per bucket of `bucket_seconds` (a multiple of an hour), oldest first;

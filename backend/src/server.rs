@@ -149,7 +149,10 @@ pub fn router(state: AppState) -> Router {
         // Rollout pages ask for tens of kilobytes of JSON: worth compressing.
         .merge(graphql::routes().layer(CompressionLayer::new()));
     if state.config.reports.enabled {
-        app = app.merge(ingest::routes()).merge(downloads::routes());
+        app = app
+            .merge(ingest::routes())
+            .merge(ingest::sentry::routes())
+            .merge(downloads::routes());
         if state.config.reports.bench_endpoints {
             app = app.merge(ingest::bench::routes());
         }

@@ -370,7 +370,7 @@ fn row(metric: &MetricResult) -> [String; 7] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::evaluate::{Baseline, evaluate, measured};
+    use crate::gate::evaluate::{Baseline, Measured, evaluate};
     use crate::gate::policy::GatePolicy;
 
     fn args() -> GateArgs {
@@ -390,12 +390,12 @@ mod tests {
     #[test]
     fn the_table_shows_each_metric_the_verdict_and_why() {
         let baseline = Baseline {
-            measured: measured("1.4.0", 20_000, 40),
+            measured: Measured::of_crashes("1.4.0", 20_000, 40),
             requested: false,
         };
         let result = evaluate(
             &GatePolicy::default(),
-            &measured("1.5.0", 20_000, 120),
+            &Measured::of_crashes("1.5.0", 20_000, 120),
             Some(&baseline),
         );
         let table = render(&args(), &result);
@@ -417,7 +417,11 @@ mod tests {
 
     #[test]
     fn the_result_round_trips_through_json_as_the_api_sends_it() {
-        let result = evaluate(&GatePolicy::default(), &measured("1.5.0", 500, 3), None);
+        let result = evaluate(
+            &GatePolicy::default(),
+            &Measured::of_crashes("1.5.0", 500, 3),
+            None,
+        );
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["verdict"], "INSUFFICIENT_DATA");
         assert_eq!(json["metrics"][0]["metric"], "CRASH_RATE");

@@ -57,6 +57,7 @@ pub async fn measure(
         version: version.to_owned(),
         window: None,
         counts: Counts::default(),
+        sliced_alike: true,
     };
     let mut slice = selection.slice(Some(version));
     let Some(last_hour) = rollup::last_hour(db, selection.app_id, &slice).await? else {
@@ -72,9 +73,11 @@ pub async fn measure(
     };
     slice.from_hour = Some(first_hour);
     slice.until = Some(until);
+    let totals = rollup::totals(db, selection.app_id, &slice).await?;
     Ok(Measured {
         version: version.to_owned(),
         window: Some(Window { from, to }),
-        counts: rollup::totals(db, selection.app_id, &slice).await?,
+        counts: totals.counts,
+        sliced_alike: totals.sliced_alike,
     })
 }

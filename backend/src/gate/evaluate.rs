@@ -55,19 +55,25 @@ pub struct Measured {
     pub version: String,
     pub window: Option<Window>,
     pub counts: Counts,
+    /// Reports and usage were split alike (`rollup::Cell::sliced_alike`); when not, no rate
+    /// of the slice is judged.
+    pub sliced_alike: bool,
 }
 
-/// A version with only sessions and crashes, windowless: the fixture of the gate's tests.
-#[cfg(test)]
-pub(crate) fn measured(version: &str, sessions: u64, crashes: u64) -> Measured {
-    Measured {
-        version: version.to_owned(),
-        window: None,
-        counts: Counts {
-            sessions,
-            crashes,
-            ..Counts::default()
-        },
+impl Measured {
+    /// A version with only sessions and crashes, windowless, sliced alike: what the gate's
+    /// tests and simulations judge.
+    pub fn of_crashes(version: &str, sessions: u64, crashes: u64) -> Measured {
+        Measured {
+            version: version.to_owned(),
+            window: None,
+            counts: Counts {
+                sessions,
+                crashes,
+                ..Counts::default()
+            },
+            sliced_alike: true,
+        }
     }
 }
 
@@ -163,6 +169,20 @@ pub fn evaluate(
         })
         .collect();
 
+    let mut metrics = metrics;
+    let sliced_alike = release.sliced_alike && baseline.is_none_or(|b| b.measured.sliced_alike);
+    if !sliced_alike {
+        // Left-out `unknown` counts may belong to the slice: neither verdict is a claim.
+        for metric in &mut metrics {
+            if matches!(metric.status, MetricStatus::Pass | MetricStatus::Fail) {
+                metric.status = MetricStatus::InsufficientData;
+            }
+        }
+        reasons.insert(
+            0,
+            "some reports or sessions of this release do not say their platform or architecture (a Sentry SDK's sessions carry none), so its rates on one platform or architecture cannot be judged; ask for the whole release".to_owned(),
+        );
+    }
     let statuses = || metrics.iter().map(|m| m.status);
     let verdict = if statuses().any(|s| s == MetricStatus::Fail) {
         Verdict::Fail
@@ -575,7 +595,7 @@ mod tests {
 
     fn previous(sessions: u64, crashes: u64) -> Baseline {
         Baseline {
-            measured: measured("1.4.0", sessions, crashes),
+            measured: Measured::of_crashes("1.4.0", sessions, crashes),
             requested: false,
         }
     }
@@ -589,7 +609,7 @@ mod tests {
         let policy = GatePolicy::default();
         let result = evaluate(
             &policy,
-            &measured("1.5.0", 500_000, 2450),
+            &Measured::of_crashes("1.5.0", 500_000, 2450),
             Some(&previous(2_000_000, 10_000)),
         );
         assert_eq!(result.verdict, Verdict::Pass, "{result:#?}");
@@ -608,10 +628,25 @@ mod tests {
     }
 
     #[test]
+    fn a_slice_whose_counts_were_not_sliced_alike_is_never_judged() {
+        let mut release = Measured::of_crashes("1.5.0", 500_000, 50_000);
+        let failing = evaluate(&GatePolicy::default(), &release, None);
+        assert_eq!(failing.verdict, Verdict::Fail);
+        release.sliced_alike = false;
+        let result = evaluate(&GatePolicy::default(), &release, None);
+        assert_eq!(result.verdict, Verdict::InsufficientData);
+        assert!(
+            result.reasons[0].contains("platform or architecture"),
+            "{:?}",
+            result.reasons
+        );
+    }
+
+    #[test]
     fn a_doubled_crash_rate_fails_as_a_regression() {
         let result = evaluate(
             &GatePolicy::default(),
-            &measured("1.5.0", 100_000, 1500),
+            &Measured::of_crashes("1.5.0", 100_000, 1500),
             Some(&previous(100_000, 750)),
         );
         assert_eq!(result.verdict, Verdict::Fail);
@@ -628,7 +663,11 @@ mod tests {
 
     #[test]
     fn a_rate_credibly_above_the_limit_fails_without_a_baseline() {
-        let result = evaluate(&GatePolicy::default(), &measured("1.5.0", 5000, 200), None);
+        let result = evaluate(
+            &GatePolicy::default(),
+            &Measured::of_crashes("1.5.0", 5000, 200),
+            None,
+        );
         assert_eq!(result.verdict, Verdict::Fail);
         assert!(
             result
@@ -641,7 +680,11 @@ mod tests {
     #[test]
     fn a_rate_near_the_limit_asks_for_more_data_and_says_how_much() {
         // 2.2 % observed against a 2 % limit on 2000 sessions is well within chance.
-        let result = evaluate(&GatePolicy::default(), &measured("1.5.0", 2000, 44), None);
+        let result = evaluate(
+            &GatePolicy::default(),
+            &Measured::of_crashes("1.5.0", 2000, 44),
+            None,
+        );
         assert_eq!(result.verdict, Verdict::InsufficientData);
         assert!(
             result
@@ -652,7 +695,11 @@ mod tests {
             result.reasons
         );
         // 1.5 % on 2000 sessions is below the limit, but not yet credibly: no PASS.
-        let below = evaluate(&GatePolicy::default(), &measured("1.5.0", 2000, 30), None);
+        let below = evaluate(
+            &GatePolicy::default(),
+            &Measured::of_crashes("1.5.0", 2000, 30),
+            None,
+        );
         assert_eq!(below.verdict, Verdict::InsufficientData, "{below:#?}");
     }
 
@@ -661,7 +708,7 @@ mod tests {
         let policy = GatePolicy::default();
         let thin = evaluate(
             &policy,
-            &measured("1.5.0", 999, 0),
+            &Measured::of_crashes("1.5.0", 999, 0),
             Some(&previous(20_000, 200)),
         );
         assert_eq!(thin.verdict, Verdict::InsufficientData);
@@ -670,21 +717,25 @@ mod tests {
             "{:?}",
             thin.reasons
         );
-        let none = evaluate(&policy, &measured("1.5.0", 0, 0), None);
+        let none = evaluate(&policy, &Measured::of_crashes("1.5.0", 0, 0), None);
         assert_eq!(none.verdict, Verdict::InsufficientData);
         // Crashes without any session counts: the denominator is missing, not zero risk.
-        let crashes_only = evaluate(&policy, &measured("1.5.0", 0, 40), None);
+        let crashes_only = evaluate(&policy, &Measured::of_crashes("1.5.0", 0, 40), None);
         assert_eq!(crashes_only.verdict, Verdict::InsufficientData);
         // Nothing required and nothing reported: still not a pass.
         let mut lax = policy;
         lax.crash_rate.required = false;
-        let nothing = evaluate(&lax, &measured("1.5.0", 0, 0), None);
+        let nothing = evaluate(&lax, &Measured::of_crashes("1.5.0", 0, 0), None);
         assert_eq!(nothing.verdict, Verdict::InsufficientData);
     }
 
     #[test]
     fn more_crashes_than_sessions_count_as_every_session_crashing() {
-        let result = evaluate(&GatePolicy::default(), &measured("1.5.0", 1000, 5000), None);
+        let result = evaluate(
+            &GatePolicy::default(),
+            &Measured::of_crashes("1.5.0", 1000, 5000),
+            None,
+        );
         assert_eq!(crash(&result).current.rate, Some(1.0));
         assert_eq!(result.verdict, Verdict::Fail);
     }
@@ -692,7 +743,7 @@ mod tests {
     #[test]
     fn a_requested_baseline_without_enough_data_is_insufficient() {
         let policy = GatePolicy::default();
-        let release = measured("1.5.0", 20_000, 200);
+        let release = Measured::of_crashes("1.5.0", 20_000, 200);
         let mut thin = previous(100, 1);
         let automatic = evaluate(&policy, &release, Some(&thin));
         assert_eq!(automatic.verdict, Verdict::Pass);
@@ -709,7 +760,7 @@ mod tests {
 
     #[test]
     fn update_failures_use_attempts_as_the_denominator() {
-        let mut release = measured("1.5.0", 20_000, 100);
+        let mut release = Measured::of_crashes("1.5.0", 20_000, 100);
         release.counts.update_failed = 100;
         release.counts.update_succeeded = 900;
         let result = evaluate(&GatePolicy::default(), &release, None);

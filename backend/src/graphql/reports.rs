@@ -217,7 +217,11 @@ pub struct HealthCell {
     pub sessions: i64,
     pub updates_succeeded: i64,
     pub installs_succeeded: i64,
-    /// crashes / sessions; null without sessions.
+    /// False when the cell is split (or filtered) by platform or arch and some of its
+    /// release's reports or usage do not say theirs (`unknown`, as Sentry sessions): its
+    /// counts are shown, its rates are null, since they would compare different slices.
+    pub sliced_alike: bool,
+    /// crashes / sessions; null without sessions, or when not sliced alike.
     pub crash_rate: Option<f64>,
     /// update failures / (update failures + updates succeeded); null when both are 0.
     pub update_failure_rate: Option<f64>,
@@ -229,6 +233,7 @@ impl HealthCell {
     fn new(cell: Cell) -> Self {
         let counts = cell.counts;
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let rate = |metric| counts.rate(metric).filter(|_| cell.sliced_alike);
         HealthCell {
             version: cell.key.version,
             channel: cell.key.channel,
@@ -242,9 +247,10 @@ impl HealthCell {
             sessions: count(counts.sessions),
             updates_succeeded: count(counts.update_succeeded),
             installs_succeeded: count(counts.install_succeeded),
-            crash_rate: counts.rate(Metric::CrashRate),
-            update_failure_rate: counts.rate(Metric::UpdateFailureRate),
-            install_failure_rate: counts.rate(Metric::InstallFailureRate),
+            sliced_alike: cell.sliced_alike,
+            crash_rate: rate(Metric::CrashRate),
+            update_failure_rate: rate(Metric::UpdateFailureRate),
+            install_failure_rate: rate(Metric::InstallFailureRate),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod details;
 pub mod idempotency;
 pub mod payload;
 pub mod request;
+pub mod sentry;
 pub mod writer;
 
 use axum::Router;

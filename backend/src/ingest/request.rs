@@ -75,6 +75,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, Ap
         .ok()
         .and_then(crate::auth::bearer_credentials)
         .ok_or(ApiError::InvalidKey)?;
+    owner_of(state, key).await
+}
+
+/// The app of a report key, however the client sent it, with reports enabled.
+pub(crate) async fn owner_of(state: &AppState, key: &str) -> Result<KeyOwner, ApiError> {
     let owner = state
         .keys
         .resolve(&state.db, key)
@@ -121,6 +126,15 @@ async fn json_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    capped_body(headers, body, limit).await
+}
+
+/// The body, read once, when it is within `limit` bytes as sent (before any decoding).
+pub(crate) async fn capped_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = ApiError::TooLarge {
         what: "the request body",
         limit: limit as u64,

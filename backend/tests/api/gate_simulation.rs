@@ -9,7 +9,6 @@ use rand::{Rng, SeedableRng};
 use rand_distr::Binomial;
 use rollwatch::gate::evaluate::{Baseline, Measured, Verdict, evaluate};
 use rollwatch::gate::policy::GatePolicy;
-use rollwatch::model::Counts;
 
 const LOOKS: u64 = 20;
 /// Enough for a debug test run; the ignored table uses ten times as many.
@@ -38,25 +37,13 @@ fn crashes(rng: &mut StdRng, rate: f64, sessions: u64) -> u64 {
     rng.sample(Binomial::new(sessions, rate).expect("a rate in [0, 1]"))
 }
 
-fn measured(version: &str, sessions: u64, crashes: u64) -> Measured {
-    Measured {
-        version: version.to_owned(),
-        window: None,
-        counts: Counts {
-            sessions,
-            crashes,
-            ..Counts::default()
-        },
-    }
-}
-
 fn simulate(policy: &GatePolicy, scenario: Scenario, draws: u32, seed: u64) -> Observed {
     let mut rng = StdRng::seed_from_u64(seed);
     let step = scenario.sessions / LOOKS;
     let (mut ever_pass, mut ever_fail) = (0u32, 0u32);
     for _ in 0..draws {
         let baseline = scenario.baseline.map(|(rate, sessions)| Baseline {
-            measured: measured("1.4.0", sessions, crashes(&mut rng, rate, sessions)),
+            measured: Measured::of_crashes("1.4.0", sessions, crashes(&mut rng, rate, sessions)),
             requested: false,
         });
         let (mut sessions, mut crashed) = (0, 0);
@@ -66,7 +53,7 @@ fn simulate(policy: &GatePolicy, scenario: Scenario, draws: u32, seed: u64) -> O
             crashed += crashes(&mut rng, scenario.rate, step);
             match evaluate(
                 policy,
-                &measured("1.5.0", sessions, crashed),
+                &Measured::of_crashes("1.5.0", sessions, crashed),
                 baseline.as_ref(),
             )
             .verdict

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 pub use platform::{detect_arch, detect_platform, normalise_arch, normalise_platform};
 use queue::{Batch, Queue};
-use scrub::Scrubber;
+pub use scrub::Scrubber;
 
 const MAX_REPORTS_PER_BATCH: usize = 100;
 const MAX_REASON_CHARS: usize = 256;

@@ -36,30 +36,54 @@ pub fn detect_arch() -> &'static str {
     }
 }
 
-/// Maps a platform name (`darwin`, `win32`, or one of the closed set) to the closed set.
+/// Linux distributions as an OS name names them (Node's Sentry SDK sends `Ubuntu`).
+const LINUXES: &[&str] = &[
+    "ubuntu",
+    "debian",
+    "fedora",
+    "centos",
+    "red hat",
+    "rhel",
+    "alpine",
+    "arch",
+    "opensuse",
+    "suse",
+    "gentoo",
+    "mint",
+    "manjaro",
+    "amazon linux",
+    "raspbian",
+    "rocky",
+    "almalinux",
+    "nixos",
+];
+
+/// Maps a platform or OS name (`darwin`, `win32`, `Windows NT`, `iPadOS`, `Ubuntu`, or one of
+/// the closed set) to the closed set. The server maps Sentry's `os.name` with it too.
 pub fn normalise_platform(value: &str) -> &'static str {
     let v = value.trim().to_ascii_lowercase();
     match v.as_str() {
         "windows" => "windows",
-        "macos" | "darwin" | "mac" | "osx" | "macosx" => "macos",
+        "macos" | "darwin" | "mac" | "osx" | "macosx" | "mac os" | "mac os x" | "os x" => "macos",
         "linux" => "linux",
         "android" => "android",
-        "ios" => "ios",
+        "ios" | "ipados" | "iphone os" | "iphoneos" => "ios",
         "web" | "emscripten" | "wasi" => "web",
         _ if v.starts_with("win") || v.starts_with("cygwin") || v.starts_with("msys") => "windows",
-        _ if v.starts_with("linux") => "linux",
+        _ if v.contains("linux") || LINUXES.iter().any(|d| v.starts_with(d)) => "linux",
         _ => "other",
     }
 }
 
-/// Maps an architecture name (`amd64`, `arm64`, `i686`, or one of the closed set) to the closed set.
+/// Maps an architecture name (`amd64`, `arm64`, `arm64-v8a`, `i686`, or one of the closed set)
+/// to the closed set.
 pub fn normalise_arch(value: &str) -> &'static str {
     let v = value.trim().to_ascii_lowercase();
     match v.as_str() {
-        "x86_64" | "amd64" | "x64" | "em64t" => "x86_64",
-        "aarch64" | "arm64" | "arm64e" | "armv8" | "armv8l" => "aarch64",
+        "x86_64" | "amd64" | "x64" | "x86-64" | "em64t" => "x86_64",
+        "aarch64" | "arm64" | "arm64e" | "arm64-v8a" | "armv8" | "armv8l" => "aarch64",
         "x86" | "i386" | "i486" | "i586" | "i686" | "ia32" => "x86",
-        "armhf" => "armv7",
+        "armhf" | "arm" | "armeabi-v7a" => "armv7",
         "universal" => "universal",
         _ if v.starts_with("armv7") => "armv7",
         _ if v.starts_with("wasm") => "wasm32",
