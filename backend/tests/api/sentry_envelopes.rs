@@ -31,7 +31,10 @@ fn envelope(header: &Value, items: &[(Value, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn event_item(event: &Value) -> (Value, Vec<u8>) {
-    (json!({ "type": "event" }), serde_json::to_vec(event).unwrap())
+    (
+        json!({ "type": "event" }),
+        serde_json::to_vec(event).unwrap(),
+    )
 }
 
 fn session_item(sid: usize) -> (Value, Vec<u8>) {
@@ -40,7 +43,10 @@ fn session_item(sid: usize) -> (Value, Vec<u8>) {
         "started": "2026-01-01T00:00:00Z", "timestamp": "2026-01-01T00:00:01Z",
         "attrs": { "release": "editor@1.4.2", "environment": "beta" },
     });
-    (json!({ "type": "session" }), serde_json::to_vec(&session).unwrap())
+    (
+        json!({ "type": "session" }),
+        serde_json::to_vec(&session).unwrap(),
+    )
 }
 
 /// An unhandled exception as the `sentry` crate sends it: Linux on x86_64.
@@ -110,7 +116,10 @@ async fn framing_that_lies_is_refused_and_counts_nothing(backend: Backend) {
     header_is_a_list.extend(b"{\"type\":\"event\"}\n{}\n");
     let length_too_long = envelope(
         &json!({}),
-        &[(json!({ "type": "event", "length": event.len() + 500 }), event.clone())],
+        &[(
+            json!({ "type": "event", "length": event.len() + 500 }),
+            event.clone(),
+        )],
     );
     let length_too_short = envelope(
         &json!({}),
@@ -126,9 +135,16 @@ async fn framing_that_lies_is_refused_and_counts_nothing(backend: Backend) {
     ] {
         let (status, body) = answer(post_envelope(&app, app.app_id, &app.key, body).await).await;
         assert_eq!(status, 400, "{what}: {body}");
-        assert!(body["error"]["code"].is_string(), "{what}: a JSON error, {body}");
+        assert!(
+            body["error"]["code"].is_string(),
+            "{what}: a JSON error, {body}"
+        );
     }
-    assert_eq!(crashes(&app).await, 0, "nothing of a refused envelope is counted");
+    assert_eq!(
+        crashes(&app).await,
+        0,
+        "nothing of a refused envelope is counted"
+    );
     app.stop().await;
 }
 
@@ -143,7 +159,11 @@ async fn a_gzip_bomb_is_refused_not_inflated(backend: Backend) {
         encoder.write_all(&chunk).unwrap();
     }
     let bomb = encoder.finish().unwrap();
-    assert!(bomb.len() < 262_144, "the bomb fits the body cap: {}", bomb.len());
+    assert!(
+        bomb.len() < 262_144,
+        "the bomb fits the body cap: {}",
+        bomb.len()
+    );
 
     let started = Instant::now();
     let response = app
@@ -166,7 +186,10 @@ async fn a_gzip_bomb_is_refused_not_inflated(backend: Backend) {
     // The same route still takes a gzip envelope of normal size.
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder
-        .write_all(&envelope(&json!({}), &[event_item(&crash_event("SIGSEGV"))]))
+        .write_all(&envelope(
+            &json!({}),
+            &[event_item(&crash_event("SIGSEGV"))],
+        ))
         .unwrap();
     let response = app
         .client
@@ -185,23 +208,46 @@ async fn a_gzip_bomb_is_refused_not_inflated(backend: Backend) {
 async fn item_types_rollwatch_does_not_use_are_accepted_and_dropped(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let items = vec![
-        (json!({ "type": "transaction" }), b"{\"type\":\"transaction\",\"spans\":[]}".to_vec()),
-        (json!({ "type": "attachment", "filename": "log.txt" }), b"raw bytes\n\0\x01".to_vec()),
-        (json!({ "type": "client_report" }), b"{\"discarded_events\":[]}".to_vec()),
-        (json!({ "type": "replay_recording" }), vec![0xff, 0xfe, 0x00]),
-        (json!({ "type": "check_in" }), b"{\"status\":\"ok\"}".to_vec()),
+        (
+            json!({ "type": "transaction" }),
+            b"{\"type\":\"transaction\",\"spans\":[]}".to_vec(),
+        ),
+        (
+            json!({ "type": "attachment", "filename": "log.txt" }),
+            b"raw bytes\n\0\x01".to_vec(),
+        ),
+        (
+            json!({ "type": "client_report" }),
+            b"{\"discarded_events\":[]}".to_vec(),
+        ),
+        (
+            json!({ "type": "replay_recording" }),
+            vec![0xff, 0xfe, 0x00],
+        ),
+        (
+            json!({ "type": "check_in" }),
+            b"{\"status\":\"ok\"}".to_vec(),
+        ),
         (json!({ "type": "log" }), b"{\"items\":[]}".to_vec()),
         (json!({ "type": "profile" }), b"{}".to_vec()),
-        (json!({ "type": "a_type_sentry_adds_next_year" }), b"{}".to_vec()),
+        (
+            json!({ "type": "a_type_sentry_adds_next_year" }),
+            b"{}".to_vec(),
+        ),
         session_item(1),
     ];
-    let (status, body) = answer(
-        post_envelope(&app, app.app_id, &app.key, envelope(&json!({}), &items)).await,
-    )
-    .await;
-    assert_eq!(status, 200, "accepted, so the SDK does not retry it: {body}");
+    let (status, body) =
+        answer(post_envelope(&app, app.app_id, &app.key, envelope(&json!({}), &items)).await).await;
+    assert_eq!(
+        status, 200,
+        "accepted, so the SDK does not retry it: {body}"
+    );
     assert_eq!(crashes(&app).await, 0, "no item of these is a report");
-    assert_eq!(sessions(&app).await, 1, "the session beside them still counts");
+    assert_eq!(
+        sessions(&app).await,
+        1,
+        "the session beside them still counts"
+    );
     app.stop().await;
 }
 
@@ -290,16 +336,21 @@ async fn keys_that_are_not_this_apps_are_refused(backend: Backend) {
 async fn more_sessions_than_an_envelope_may_hold_are_refused_whole(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let hundred: Vec<_> = (0..100).map(session_item).collect();
-    let (status, body) = answer(
-        post_envelope(&app, app.app_id, &app.key, envelope(&json!({}), &hundred)).await,
-    )
-    .await;
+    let (status, body) =
+        answer(post_envelope(&app, app.app_id, &app.key, envelope(&json!({}), &hundred)).await)
+            .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(sessions(&app).await, 100);
 
     let hundred_and_one: Vec<_> = (100..201).map(session_item).collect();
     let (status, body) = answer(
-        post_envelope(&app, app.app_id, &app.key, envelope(&json!({}), &hundred_and_one)).await,
+        post_envelope(
+            &app,
+            app.app_id,
+            &app.key,
+            envelope(&json!({}), &hundred_and_one),
+        )
+        .await,
     )
     .await;
     assert!(
@@ -337,7 +388,8 @@ async fn the_rate_limit_names_its_categories_for_sentry_sdks(backend: Backend) {
     assert!(seconds.parse::<u64>().unwrap() >= 1, "{limits}");
     let categories = rest.split(':').next().unwrap();
     assert!(
-        categories.split(';').any(|c| c == "error") && categories.split(';').any(|c| c == "session"),
+        categories.split(';').any(|c| c == "error")
+            && categories.split(';').any(|c| c == "session"),
         "the SDK must stop both events and sessions: {limits}"
     );
     assert_eq!(crashes(&app).await, 2);
@@ -462,7 +514,10 @@ async fn identity_is_never_stored(backend: Backend) {
                  "trace": { "user_id": USER_ID, "public_key": app.key } }),
         &[
             event_item(&event),
-            (json!({ "type": "session" }), serde_json::to_vec(&session).unwrap()),
+            (
+                json!({ "type": "session" }),
+                serde_json::to_vec(&session).unwrap(),
+            ),
         ],
     );
     let (status, answer_body) = answer(post_envelope(&app, app.app_id, &app.key, body).await).await;
@@ -481,9 +536,23 @@ async fn identity_is_never_stored(backend: Backend) {
 
     let mut stored = data_dir_contents(app.data_dir.path());
     if backend == Backend::Postgres {
-        stored.push(("postgres".to_owned(), postgres_rows(&app).await.into_bytes()));
+        stored.push((
+            "postgres".to_owned(),
+            postgres_rows(&app).await.into_bytes(),
+        ));
     }
-    for needle in [EMAIL, IPV4, IPV6, COOKIE, BEARER, QUERY, USER_ID, USERNAME, DEVICE, "Springfield"] {
+    for needle in [
+        EMAIL,
+        IPV4,
+        IPV6,
+        COOKIE,
+        BEARER,
+        QUERY,
+        USER_ID,
+        USERNAME,
+        DEVICE,
+        "Springfield",
+    ] {
         for (path, bytes) in &stored {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),

@@ -53,7 +53,11 @@ fn sentry_child_app() {
 async fn run_child(dsn: &str, panics: bool) -> bool {
     let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "sentry_sdk::sentry_child_app", "--test-threads=1"])
+        .args([
+            "--exact",
+            "sentry_sdk::sentry_child_app",
+            "--test-threads=1",
+        ])
         .env(CHILD_DSN, dsn)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -127,3 +131,42 @@ async fn a_rust_app_using_the_sentry_crate_reports_its_panic_and_sessions(backen
 }
 
 on_both_databases!(a_rust_app_using_the_sentry_crate_reports_its_panic_and_sessions);
+
+/// README's "Use your Sentry SDK" shows the very code the SDK tests run: each snippet between
+/// its markers, indentation aside, is in README word for word.
+#[test]
+fn readme_shows_the_snippets_the_tests_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let readme = read("README.md");
+    for (path, name) in [
+        ("backend/tests/api/sentry_sdk.rs", "rust"),
+        ("backend/tests/sentry_python/app.py", "python"),
+        ("e2e/sentry/node-app.cjs", "node"),
+        ("e2e/sentry/shop.html", "browser"),
+    ] {
+        let text = read(path);
+        let (_, after) = text
+            .split_once(&format!("README: {name} snippet begins\n"))
+            .unwrap();
+        let (snippet, _) = after
+            .split_once(&format!("README: {name} snippet ends"))
+            .unwrap();
+        let (snippet, _) = snippet.rsplit_once('\n').unwrap();
+        let indent = snippet
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.len() - l.trim_start().len())
+            .min()
+            .unwrap_or(0);
+        let snippet: Vec<&str> = snippet
+            .lines()
+            .map(|l| l.get(indent..).unwrap_or(""))
+            .collect();
+        let snippet = snippet.join("\n");
+        assert!(
+            readme.contains(&snippet),
+            "README lacks the {name} snippet of {path}:\n{snippet}"
+        );
+    }
+}
