@@ -32,6 +32,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// `ROLLWATCH_WEB_DIR`: the built web app (`index.html` and its assets).
     pub web_dir: PathBuf,
+    /// `PUBLIC_URL`: where clients reach this server; the base of the DSNs the operator
+    /// commands print (DESIGN §5.1).
+    pub public_url: Option<reqwest::Url>,
 }
 
 /// How long a connection may take over each step, and how many may be open at once.
@@ -186,6 +189,7 @@ impl Config {
         let blob_url_ttl = blob_url_ttl(&vars)?;
         let http = HttpConfig::from_vars(&vars)?;
         let web_dir = web_dir(&vars);
+        let public_url = public_url(&vars)?;
         Ok(Config {
             bind_addr,
             data_dir,
@@ -196,8 +200,21 @@ impl Config {
             blob_url_ttl,
             http,
             web_dir,
+            public_url,
         })
     }
+}
+
+/// `PUBLIC_URL`, checked as a DSN's base.
+fn public_url(vars: &Vars<'_>) -> Result<Option<reqwest::Url>, ConfigError> {
+    vars.raw("PUBLIC_URL")
+        .map(|text| {
+            crate::dsn::parse_public_url(&text).map_err(|message| ConfigError {
+                var: "PUBLIC_URL",
+                message,
+            })
+        })
+        .transpose()
 }
 
 /// `BIND_ADDR`.
@@ -420,6 +437,7 @@ mod tests {
         assert_eq!(c.http.request_body_timeout, Duration::from_secs(60));
         assert_eq!(c.http.idle_timeout, Duration::from_secs(75));
         assert_eq!(c.http.max_connections, 4096);
+        assert_eq!(c.public_url, None);
     }
 
     #[test]
@@ -436,6 +454,8 @@ mod tests {
             ("REPORTS_STORAGE_PREFIX", "/abs"),
             ("REPORTS_STORAGE_PREFIX", "a/../b"),
             ("STORAGE_DRIVER", "ftp"),
+            ("PUBLIC_URL", "ftp://rollwatch.example.com"),
+            ("PUBLIC_URL", "https://rollwatch.example.com/?x=1"),
             ("BLOB_URL_TTL_SECONDS", "soon"),
             ("JWT_SECRET", "short"),
             ("ROLLWATCH_ADMIN_PASSWORD", "hunter2"),

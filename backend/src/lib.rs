@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod downloads;
+pub mod dsn;
 pub mod error;
 pub mod gate;
 pub mod graphql;

@@ -8,7 +8,7 @@ use rollwatch::auth::{Actor, AppScope};
 use rollwatch::config::{Config, ExposeSecret};
 use rollwatch::gate::client::{self as gate_client, GateArgs};
 use rollwatch::server::Server;
-use rollwatch::{accounts, apps, db, graphql, keys};
+use rollwatch::{accounts, apps, db, dsn, graphql, keys};
 
 #[derive(Parser)]
 #[command(name = "rollwatch", version, about = "Self-hosted rollout health")]
@@ -83,7 +83,51 @@ enum AppsCommand {
         /// The account's name; may be left out while there is only one account.
         #[arg(long)]
         account: Option<String>,
+        #[command(flatten)]
+        dsn: DsnArgs,
     },
+}
+
+/// Print a Sentry DSN instead of the bare key.
+#[derive(clap::Args)]
+struct DsnArgs {
+    /// Print the Sentry SDK DSN (`http(s)://<key>@<host>/<app id>`) alone on stdout instead
+    /// of the bare key.
+    #[arg(long)]
+    dsn: bool,
+    /// Where clients reach Rollwatch, the DSN's base; by default PUBLIC_URL, else
+    /// http://BIND_ADDR.
+    #[arg(long, value_name = "URL", requires = "dsn")]
+    public_url: Option<String>,
+}
+
+impl DsnArgs {
+    /// The DSN's base when a DSN is asked for, checked before anything is created.
+    fn base(&self, config: &Config) -> Result<Option<reqwest::Url>, AnyError> {
+        if !self.dsn {
+            return Ok(None);
+        }
+        let given = match &self.public_url {
+            Some(text) => Some(
+                dsn::parse_public_url(text).map_err(|e| format!("--public-url {text:?}: {e}"))?,
+            ),
+            None => config.public_url.clone(),
+        };
+        Ok(Some(dsn::public_base(given.as_ref(), config.bind_addr)?))
+    }
+}
+
+/// What an operator command prints for a new key: the key, or the DSN around it; and what
+/// it is called.
+fn shown_key(
+    base: Option<&reqwest::Url>,
+    key: &str,
+    app_id: i64,
+) -> Result<(String, &'static str), AnyError> {
+    Ok(match base {
+        Some(base) => (dsn::dsn(base, key, app_id)?, "Sentry DSN"),
+        None => (key.to_owned(), "report key"),
+    })
 }
 
 #[derive(Subcommand)]
@@ -93,6 +137,8 @@ enum KeysCommand {
         app: String,
         #[arg(long)]
         account: Option<String>,
+        #[command(flatten)]
+        dsn: DsnArgs,
     },
     /// Revoke the app's report key; reports with it are refused within seconds.
     Revoke {
@@ -171,16 +217,15 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
             Ok(())
         }
         Command::Apps {
-            command: AppsCommand::Create { name, account },
+            command: AppsCommand::Create { name, account, dsn },
         } => {
+            let base = dsn.base(&config)?;
             let db = operator_db(&config).await?;
             let operator = operator_of(&db, account.as_deref()).await?;
             let (app, key) = apps::create(&db, &operator, &name).await?;
-            eprintln!(
-                "app {:?} created (id {}); its report key:",
-                app.name, app.id
-            );
-            println!("{}", key.key);
+            let (shown, what) = shown_key(base.as_ref(), &key.key, app.id)?;
+            eprintln!("app {:?} created (id {}); its {what}:", app.name, app.id);
+            println!("{shown}");
             Ok(())
         }
         Command::Schema => {
@@ -229,15 +274,18 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
         Command::Keys { command } => {
             let db = operator_db(&config).await?;
             let (app, account, rotate) = match command {
-                KeysCommand::Rotate { app, account } => (app, account, true),
-                KeysCommand::Revoke { app, account } => (app, account, false),
+                KeysCommand::Rotate { app, account, dsn } => {
+                    (app, account, Some(dsn.base(&config)?))
+                }
+                KeysCommand::Revoke { app, account } => (app, account, None),
             };
             let operator = operator_of(&db, account.as_deref()).await?;
             let app = apps::find_by_name(&db, operator.account_id(), &app).await?;
-            if rotate {
+            if let Some(base) = rotate {
                 let key = keys::rotate(&db, &operator, app.id).await?;
-                eprintln!("new report key for {:?}; the old one is revoked:", app.name);
-                println!("{}", key.key);
+                let (shown, what) = shown_key(base.as_ref(), &key.key, app.id)?;
+                eprintln!("new {what} for {:?}; the old key is revoked:", app.name);
+                println!("{shown}");
             } else if keys::revoke(&db, &operator, app.id).await? {
                 eprintln!("the report key of {:?} is revoked", app.name);
             } else {

@@ -4,7 +4,8 @@
 //!   default (SQLite + blob folder under ./data).
 //! - `test`: every check and test — formatting, lints, unit and integration tests on SQLite
 //!   and PostgreSQL (the machine's server, started here when it is down), the Python client's
-//!   tests (sdk/python), then the browser tests in e2e/.
+//!   tests (sdk/python), Python's stock Sentry SDK against the server (a pinned venv in
+//!   ~/.cache/rollwatch/venv-sentry), then the browser tests in e2e/.
 //! - `bench`: the ingestion benchmark — release builds of `rollwatch` and `loadgen`, then
 //!   `loadgen` runs every scenario on SQLite and PostgreSQL and prints the table; with
 //!   `--read [--scale N]`, the read-path benchmark (dashboard and gate queries) instead.
@@ -135,6 +136,7 @@ fn test() -> Result {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     ))?;
     python_sdk_tests()?;
+    sentry_python_tests()?;
     e2e::run_suite()
 }
 
@@ -155,6 +157,49 @@ fn python_sdk_tests() -> Result {
             "-v",
         ])
         .env("ROLLWATCH_BIN", binary))
+}
+
+/// Python's stock `sentry-sdk` against the debug `rollwatch` binary
+/// (backend/tests/sentry_python), with the venv made from its requirements.txt.
+fn sentry_python_tests() -> Result {
+    let tests = workspace_root().join("backend/tests/sentry_python");
+    let python = sentry_venv(&tests.join("requirements.txt"))?;
+    let binary = target_dir()?.join("debug/rollwatch");
+    run(Command::new(python)
+        .current_dir(&tests)
+        .args(["-m", "unittest", "-v", "test_sentry_python"])
+        .env("ROLLWATCH_BIN", binary))
+}
+
+/// The venv at ~/.cache/rollwatch/venv-sentry holding exactly `requirements`; made again when
+/// it is missing or was made from other pins. Its Python.
+fn sentry_venv(requirements: &std::path::Path) -> Result<PathBuf> {
+    let wanted = std::fs::read_to_string(requirements)
+        .map_err(|e| format!("cannot read {}: {e}", requirements.display()))?;
+    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+    let venv = PathBuf::from(home).join(".cache/rollwatch/venv-sentry");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("rollwatch-requirements.txt");
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|made| made == wanted) {
+        return Ok(python);
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv)
+            .map_err(|e| format!("cannot remove the old {}: {e}", venv.display()))?;
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(requirements))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+    Ok(python)
 }
 
 fn bench(extra: &[String]) -> Result {

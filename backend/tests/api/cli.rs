@@ -406,3 +406,95 @@ async fn serve_prints_none_of_its_secrets_even_at_debug_level() {
         assert!(line.is_none(), "stderr holds {secret}: {line:?}");
     }
 }
+
+/// POSTs a one-event Sentry envelope (an unhandled panic) to where `dsn` points, the key in
+/// `X-Sentry-Auth` as the SDKs send it; the status.
+async fn send_to_dsn(dsn: &str) -> u16 {
+    let (scheme, rest) = dsn.split_once("://").unwrap();
+    let (key, rest) = rest.split_once('@').unwrap();
+    let (host, app_id) = rest.rsplit_once('/').unwrap();
+    let event = serde_json::json!({
+        "level": "fatal", "release": "shop@2.0.1", "environment": "beta",
+        "exception": { "values": [{ "type": "panic", "mechanism": { "type": "panic", "handled": false } }] },
+        "contexts": { "os": { "name": "Linux" }, "device": { "arch": "x86_64" } },
+    });
+    let body = format!("{{}}\n{{\"type\":\"event\"}}\n{event}\n");
+    reqwest::Client::new()
+        .post(format!("{scheme}://{host}/api/{app_id}/envelope/"))
+        .header(
+            "X-Sentry-Auth",
+            format!("Sentry sentry_key={key}, sentry_version=7, sentry_client=sentry.rust/0.49.5"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_operator_commands_print_a_sentry_dsn_an_sdk_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Serving::start(dir.path(), &[]);
+    let base = server.base.clone();
+
+    // BIND_ADDR is 127.0.0.1:0 here, no address an SDK could send to: refused, nothing made.
+    let unreachable = rollwatch(dir.path())
+        .args(["apps", "create", "shop", "--dsn"])
+        .output()
+        .unwrap();
+    assert!(!unreachable.status.success());
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(stderr.contains("PUBLIC_URL"), "{stderr}");
+    let bad = rollwatch(dir.path())
+        .env("PUBLIC_URL", "ftp://rollwatch.example.com")
+        .args(["apps", "create", "shop", "--dsn"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("invalid PUBLIC_URL"), "{stderr}");
+
+    let created = rollwatch(dir.path())
+        .args(["apps", "create", "shop", "--dsn", "--public-url", &base])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let dsn = stdout(&created);
+    let dsn = dsn.strip_suffix('\n').unwrap();
+    let host = base.strip_prefix("http://").unwrap();
+    let (key, app_id) = dsn
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once(&format!("@{host}/")))
+        .unwrap_or_else(|| panic!("stdout is the DSN alone: {dsn:?}"));
+    assert!(rollwatch::secrets::has_secret_format(key, "rpk_"), "{dsn}");
+    assert!(app_id.parse::<i64>().is_ok(), "{dsn}");
+    assert_eq!(
+        send_to_dsn(dsn).await,
+        200,
+        "the DSN printed is one an SDK can use"
+    );
+
+    // A rotated key's DSN, its base from PUBLIC_URL: same app, new key, the old one refused.
+    let rotated = rollwatch(dir.path())
+        .env("PUBLIC_URL", format!("{base}/"))
+        .args(["keys", "rotate", "shop", "--dsn"])
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{rotated:?}");
+    let new_dsn = stdout(&rotated);
+    let new_dsn = new_dsn.strip_suffix('\n').unwrap();
+    assert_ne!(new_dsn, dsn);
+    assert!(new_dsn.ends_with(&format!("@{host}/{app_id}")), "{new_dsn}");
+    assert_eq!(send_to_dsn(new_dsn).await, 200);
+    // Revocation is honoured within seconds (the key cache, DESIGN §9).
+    let revoked_at = std::time::Instant::now();
+    while send_to_dsn(dsn).await != 401 {
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "the old key is still taken"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -24,6 +24,8 @@ mod hostile;
 mod ingest;
 mod postgres_outage;
 mod schema;
+mod sentry_envelopes;
+mod sentry_sdk;
 mod services;
 mod tokens_cli;
 mod zip_bomb;
