@@ -60,13 +60,13 @@ test('@sentry/browser: an unhandled error is a crash of platform web, each page 
   await page.screenshot({ path: test.info().outputPath('shop-after-errors.png') });
 
   expect(refused, 'every envelope was taken, across origins').toEqual([]);
-  // The browser SDK sends no OS or arch context: platform `web`, arch `unknown`.
+  // The browser SDK sends no OS or arch context: platform `web`, arch `other` (as our own script says).
   await expect.poll(() => groups(request, app.token, app.id)).toEqual([
     {
       version: '2.0.1',
       channel: 'beta',
       platform: 'web',
-      arch: 'unknown',
+      arch: 'other',
       eventType: 'CRASH',
       reason: 'TypeError',
       count: 1,

@@ -75,15 +75,22 @@ async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<KeyOwner, Ap
         .ok()
         .and_then(crate::auth::bearer_credentials)
         .ok_or(ApiError::InvalidKey)?;
-    owner_of(state, key).await
+    owner_of(state, key, None).await
 }
 
-/// The app of a report key, however the client sent it, with reports enabled.
-pub(crate) async fn owner_of(state: &AppState, key: &str) -> Result<KeyOwner, ApiError> {
+/// The app of a report key, however the client sent it, with reports enabled. When the
+/// request names its app (`app_id`), a key of another app is as invalid as no key, so ids of
+/// other tenants' apps cannot be probed.
+pub(crate) async fn owner_of(
+    state: &AppState,
+    key: &str,
+    app_id: Option<i64>,
+) -> Result<KeyOwner, ApiError> {
     let owner = state
         .keys
         .resolve(&state.db, key)
         .await?
+        .filter(|owner| app_id.is_none_or(|id| id == owner.app_id))
         .ok_or(ApiError::InvalidKey)?;
     if !owner.reports_enabled {
         return Err(ApiError::ReportsDisabled);

@@ -5,6 +5,7 @@
 //! unittest run by xtask, and e2e/tests/sentry-*.spec.ts).
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::ConnectionTrait;
@@ -49,10 +50,16 @@ fn session_item(sid: usize) -> (Value, Vec<u8>) {
     )
 }
 
-/// An unhandled exception as the `sentry` crate sends it: Linux on x86_64.
+/// A new event id, as an SDK makes one per event.
+fn event_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:032x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An unhandled exception as the `sentry` crate sends it: Linux on x86_64, a new event id.
 fn crash_event(reason: &str) -> Value {
     json!({
-        "event_id": "0123456789abcdef0123456789abcdef",
+        "event_id": event_id(),
         "level": "fatal",
         "platform": "native",
         "release": "editor@1.4.2",
@@ -312,23 +319,25 @@ async fn keys_that_are_not_this_apps_are_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(by_dsn.status(), 200, "dsn in the envelope header");
+    let stored_event = crash_event("SIGSEGV");
     let store = app
         .client
         .post(app.url(&format!("/api/{}/store/", app.app_id)))
         .header("X-Sentry-Auth", auth_header(&app.key))
         .header("Content-Type", "application/json")
-        .json(&crash_event("SIGSEGV"))
+        .json(&stored_event)
         .send()
         .await
         .unwrap();
-    let (status, body) = answer(store).await;
-    assert_eq!(status, 200, "the legacy store endpoint: {body}");
-    assert_eq!(body["id"], "0123456789abcdef0123456789abcdef", "{body}");
+    let (status, answered) = answer(store).await;
+    assert_eq!(status, 200, "the legacy store endpoint: {answered}");
+    assert_eq!(answered["id"], stored_event["event_id"], "{answered}");
     assert_eq!(crashes(&app).await, 3);
 
     // Reports disabled for the app: 403, as for /reports/ingest.
-    let (status, body) = answer(post_envelope(&app, other.id, &other_key.key, body()).await).await;
-    assert_eq!(status, 403, "{body}");
+    let (status, answered) =
+        answer(post_envelope(&app, other.id, &other_key.key, body()).await).await;
+    assert_eq!(status, 403, "{answered}");
     assert_eq!(crashes(&app).await, 3);
     app.stop().await;
 }
@@ -563,7 +572,27 @@ async fn identity_is_never_stored(backend: Backend) {
     app.stop().await;
 }
 
+/// An SDK resends an envelope whose answer it lost under the same event id: it counts once,
+/// and the resend gets the first answer.
+async fn a_resent_envelope_counts_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let event = crash_event("SIGABRT");
+    let header = json!({ "event_id": event["event_id"] });
+    let body = envelope(&header, &[event_item(&event), session_item(7)]);
+    let first = post_envelope(&app, app.app_id, &app.key, body.clone()).await;
+    let (status, first_answer) = answer(first).await;
+    assert_eq!(status, 200, "{first_answer}");
+    let again = post_envelope(&app, app.app_id, &app.key, body).await;
+    let (status, again_answer) = answer(again).await;
+    assert_eq!(status, 200, "{again_answer}");
+    assert_eq!(again_answer, first_answer);
+    assert_eq!(crashes(&app).await, 1, "the crash is counted once");
+    assert_eq!(sessions(&app).await, 1, "the session is counted once");
+    app.stop().await;
+}
+
 on_both_databases!(
+    a_resent_envelope_counts_once,
     framing_that_lies_is_refused_and_counts_nothing,
     a_gzip_bomb_is_refused_not_inflated,
     item_types_rollwatch_does_not_use_are_accepted_and_dropped,

@@ -31,9 +31,27 @@ const IDENTITY_KEYS: &[&str] = &[
     "sys.argv",
 ];
 
-/// Text scrubbed of emails, IP addresses and home-directory user names.
+/// Text scrubbed of emails, IP addresses, home-directory user names, and the query strings
+/// and fragments of the URLs in it (where tokens travel).
 pub fn text(value: &str) -> String {
-    SCRUBBER.scrub(value)
+    SCRUBBER.scrub(&without_url_queries(value))
+}
+
+fn without_url_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (before, url) = rest.split_at(start);
+        out.push_str(before);
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        out.push_str(&url[..url.find(['?', '#']).unwrap_or(url.len())]);
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The event without identity: the keys above gone, the request's body, environment and URL
@@ -77,10 +95,10 @@ fn is_identity(key: &str) -> bool {
 
 fn walk(value: &mut Value) {
     match value {
-        Value::String(text) => {
-            let scrubbed = SCRUBBER.scrub(text);
-            if scrubbed != *text {
-                *text = scrubbed;
+        Value::String(value) => {
+            let scrubbed = text(value);
+            if scrubbed != *value {
+                *value = scrubbed;
             }
         }
         Value::Array(items) => items.iter_mut().for_each(walk),
@@ -141,6 +159,15 @@ mod tests {
         assert_eq!(sent["request"]["headers"]["User-Agent"], "UA");
         assert_eq!(sent["contexts"]["device"]["arch"], "arm64");
         assert_eq!(sent["exception"]["values"][0]["type"], "E");
+    }
+
+    #[test]
+    fn urls_in_text_lose_their_query_strings() {
+        assert_eq!(
+            text("GET https://h.example/api?token=abc#f done, see http://x.example/?q"),
+            "GET https://h.example/api done, see http://x.example/"
+        );
+        assert_eq!(text("no url? fine"), "no url? fine");
     }
 
     #[test]
