@@ -24,6 +24,7 @@ mod hostile;
 mod ingest;
 mod postgres_outage;
 mod schema;
+mod sdk_script;
 mod services;
 mod tokens_cli;
 mod zip_bomb;
