@@ -23,10 +23,10 @@ struct BeaconQuery {
 }
 
 pub async fn query_credentials(mut request: Request, next: Next) -> Response {
-    if is_beacon(request.headers()) {
-        if let Err(err) = lift(&mut request) {
-            return err.into_response();
-        }
+    if is_beacon(request.headers())
+        && let Err(err) = lift(&mut request)
+    {
+        return err.into_response();
     }
     next.run(request).await
 }
