@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -25,7 +25,7 @@ use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
 use crate::state::{AppState, Shared};
-use crate::{db, downloads, ingest, listen, retention, web};
+use crate::{db, downloads, ingest, listen, retention, sdk_script, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -152,7 +152,8 @@ pub fn router(state: AppState) -> Router {
         app = app
             .merge(ingest::routes())
             .merge(ingest::sentry::routes())
-            .merge(downloads::routes());
+            .merge(downloads::routes())
+            .merge(sdk_script::routes());
         if state.config.reports.bench_endpoints {
             app = app.merge(ingest::bench::routes());
         }
@@ -162,7 +163,17 @@ pub fn router(state: AppState) -> Router {
         Some(web_app) => app.fallback_service(web_app),
         None => app.fallback(not_found),
     };
-    app.layer(TraceLayer::new_for_http()).with_state(state)
+    // The span names the path, never the query: beacons carry their report key there
+    // (crate::beacon), Sentry SDKs their `sentry_key`, and download links their signature.
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            version = ?request.version(),
+        )
+    });
+    app.layer(trace).with_state(state)
 }
 
 async fn healthz() -> impl IntoResponse {

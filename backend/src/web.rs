@@ -18,7 +18,7 @@ use crate::error::ApiError;
 pub const WEB_DIR_VAR: &str = "ROLLWATCH_WEB_DIR";
 /// The first path segments of the APIs: whatever the method or `Accept`, a path under them
 /// that no route serves is a JSON 404, never the web app.
-const API_SEGMENTS: &[&str] = &["reports", "graphql", "api", "blobs"];
+const API_SEGMENTS: &[&str] = &["reports", "graphql", "api", "blobs", "sdk"];
 /// Trunk names assets `name-<hash>.ext` (or `name-<hash>_bg.wasm`), the hash a 64-bit number
 /// in hex without leading zeros: their content never changes under that name.
 const TRUNK_HASH_DIGITS: std::ops::RangeInclusive<usize> = 10..=16;

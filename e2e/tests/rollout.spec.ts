@@ -89,6 +89,16 @@ test('create an app and copy its key', async () => {
   await expect(page.getByText('Copied.')).toBeVisible();
   reportKey = await page.evaluate(() => navigator.clipboard.readText());
   expect(reportKey).toBe(await shown.textContent());
+  // The ways to send reports, with this server and the new key filled in.
+  const server = new URL(baseURL);
+  await expect(page.getByRole('heading', { name: `Send the reports of ${APP}` })).toBeVisible();
+  await expect(page.locator('[data-way="web"] pre code')).toContainText(
+    `<script src="${baseURL}/sdk/rollwatch.js"\n        data-key="${reportKey}" data-app="${APP}"`,
+  );
+  await expect(page.locator('[data-way="rust"] pre code')).toContainText(`"${baseURL}",\n    "${reportKey}",`);
+  await expect(page.locator('[data-way="python"] pre code')).toContainText(`"${baseURL}", "${reportKey}",`);
+  const dsn = new RegExp(`^${server.protocol}//${reportKey}@${server.host.replace(/\./g, '\\.')}/\\d+$`);
+  await expect(page.locator('[data-way="sentry"] pre code')).toHaveText(dsn);
   await screenshot('02-app-created-key-shown-once');
 });
 
@@ -96,9 +106,27 @@ test('an app without reports tells how to send one', async () => {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Apps', exact: true }).click();
   await page.getByRole('link', { name: APP }).click();
   await expect(page.getByRole('heading', { name: 'No reports yet' })).toBeVisible();
-  await expect(page.locator('pre code').first()).toContainText(`curl -sS ${baseURL}/reports/ingest`);
   appPath = new URL(page.url()).pathname;
-  await screenshot('03-no-reports-yet-curl');
+  const appId = appPath.split('/').pop();
+  expect(appId).toMatch(/^\d+$/);
+  const server = new URL(baseURL);
+  // Just after the key was shown, the empty state fills it in: the DSN, copied, is the real one.
+  const sentry = page.locator('[data-way="sentry"]');
+  const dsn = `${server.protocol}//${reportKey}@${server.host}/${appId}`;
+  await expect(sentry.locator('pre code')).toHaveText(dsn);
+  await sentry.getByRole('button', { name: 'Copy DSN' }).click();
+  await expect(sentry.getByText('Copied.')).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(dsn);
+  await expect(page.locator('[data-way="web"] pre code')).toContainText(`data-key="${reportKey}" data-app="${APP}"`);
+  await expect(page.locator('[data-way="curl"] pre code').first()).toContainText(`curl -sS ${baseURL}/reports/ingest`);
+  await screenshot('03-no-reports-yet-integrations');
+  // Loaded afresh, the page no longer knows the key: a placeholder, and where to get the key.
+  await page.reload();
+  await expect(sentry.locator('pre code')).toHaveText(`${server.protocol}//rpk_…@${server.host}/${appId}`);
+  await expect(page.locator('[data-way="web"] pre code')).toContainText(`data-key="rpk_…"`);
+  await expect(page.locator('section.integrations')).toContainText('Replace rpk_… with the app\'s report key.');
+  await expect(page.locator('section.integrations').getByRole('link', { name: 'Manage apps' })).toBeVisible();
+  await screenshot('03-no-reports-yet-placeholder');
 });
 
 test('reports ingested through REST show in the matrix', async ({ request }) => {

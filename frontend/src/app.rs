@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_router::components::{A, Outlet, ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::path;
 
+use crate::integrate::RecentKeys;
 use crate::pages::{
     admin_apps::AdminApps, admin_tokens::AdminTokens, admin_users::AdminUsers, apps::AppsPage,
     audit_log::AuditLogPage, gate::GatePage, group::GroupPage, rollout::RolloutPage,
@@ -38,6 +39,7 @@ fn SignedIn() -> impl IntoView {
     match session::current() {
         Stored::Active(session) => {
             provide_context(session.clone());
+            RecentKeys::provide();
             view! {
                 <Header session />
                 <main>

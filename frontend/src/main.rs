@@ -7,6 +7,7 @@ mod chart;
 mod components;
 mod format;
 mod health;
+mod integrate;
 mod matrix;
 mod pages;
 mod session;

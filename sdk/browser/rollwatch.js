@@ -182,7 +182,11 @@
       });
     };
     var done = navigator.locks ? navigator.locks.request(store, { ifAvailable: true }, run) : Promise.resolve(run());
-    return done.then(function (ok) { sending = false; return ok; }, function (e) { sending = false; warn('send failed', e); return false; });
+    return done.then(function (ok) {
+      sending = false;
+      if (ok && units(load())) schedule(0); // queued while the last answer was on its way
+      return ok;
+    }, function (e) { sending = false; warn('send failed', e); return false; });
   }
   // The page is going away: hand every queued batch to the browser. sendBeacon sets no headers,
   // so the key, Idempotency-Key and device id ride in the query; nothing leaves the queue, and

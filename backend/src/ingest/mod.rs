@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/ingest", post(ingest))
         .route("/reports/ingest/batch", post(ingest_batch))
         .route("/reports/usage", post(usage))
+        .layer(axum::middleware::from_fn(crate::beacon::query_credentials))
         .layer(axum::middleware::from_fn(crate::cors::any_origin))
 }
 

@@ -392,11 +392,28 @@ async fn serve_prints_none_of_its_secrets_even_at_debug_level() {
         "{answer}"
     );
 
+    // A beacon (crate::beacon) names the report key in its query, which no log line shows.
+    let beacon = client
+        .post(format!("{base}/reports/usage?key={key}&device_id=d1"))
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .body(crate::sdk_script::web_usage(1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beacon.status(), 202);
+
     let clean_exit = server.terminate();
     let printed = stdout_reader.join().unwrap();
     let logged = stderr_reader.join().unwrap();
     assert!(clean_exit, "{printed}\n{logged}");
     assert!(logged.contains("DEBUG"), "debug logging was on: {logged}");
+    assert!(
+        logged.contains("/reports/usage"),
+        "requests are logged by path: {logged}"
+    );
+    let line = logged.lines().find(|line| line.contains(&key));
+    assert!(line.is_none(), "stderr holds the report key: {line:?}");
+    assert!(!printed.contains(&key), "stdout holds the report key");
     for secret in secrets {
         assert!(
             !printed.contains(secret),

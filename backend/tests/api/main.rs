@@ -24,6 +24,7 @@ mod hostile;
 mod ingest;
 mod postgres_outage;
 mod schema;
+mod sdk_script;
 mod sentry_envelopes;
 mod sentry_sdk;
 mod services;

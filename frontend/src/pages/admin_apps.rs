@@ -6,12 +6,15 @@ use crate::api::{
     self, Apps, CreateApp, RevokeReportKey, RotateReportKey, UpdateApp, apps, create_app,
     revoke_report_key, rotate_report_key, update_app,
 };
+use crate::browser;
 use crate::components::{DataTable, Outcome, OutcomeNotice, SecretOnce, act, loaded};
 use crate::format;
+use crate::integrate::{Integrations, RecentKeys, Target};
 
 /// A report key to show once, with what it belongs to.
 #[derive(Clone, Debug, PartialEq)]
 struct NewKey {
+    app_id: String,
     app_name: String,
     key: String,
 }
@@ -21,6 +24,7 @@ pub fn AdminApps() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
     let outcome = RwSignal::new(None::<Outcome>);
     let new_key = RwSignal::new(None::<NewKey>);
+    let recent = RecentKeys::from_context();
     let list = LocalResource::new(move || {
         refresh.track();
         api::call::<Apps>(apps::Variables)
@@ -39,7 +43,11 @@ pub fn AdminApps() -> impl IntoView {
                 name.set(String::new());
                 let created = data.create_app;
                 if let Some(first_key) = created.new_report_key {
+                    if let Some(recent) = recent {
+                        recent.remember(&created.id, &first_key.key);
+                    }
                     new_key.set(Some(NewKey {
+                        app_id: created.id.clone(),
                         app_name: created.name.clone(),
                         key: first_key.key,
                     }));
@@ -52,6 +60,7 @@ pub fn AdminApps() -> impl IntoView {
         refresh,
         outcome,
         new_key,
+        recent,
     };
     view! {
             <h1>"Manage apps"</h1>
@@ -64,8 +73,18 @@ pub fn AdminApps() -> impl IntoView {
             {move || {
                 new_key
                     .get()
-                    .map(|NewKey { app_name, key }| {
-                        view! { <SecretOnce title=format!("Report key of {app_name}") secret=key /> }
+                    .map(|NewKey { app_id, app_name, key }| {
+                        let target = Target {
+                            origin: browser::origin(),
+                            app_id,
+                            app_name: app_name.clone(),
+                            key: Some(key.clone()),
+                        };
+                        view! {
+                            <SecretOnce title=format!("Report key of {app_name}") secret=key />
+                            <h2>{format!("Send the reports of {app_name}")}</h2>
+                            <Integrations target where_is_the_key=().into_any() />
+                        }
                     })
             }}
             {loaded(list, move |data| {
@@ -88,6 +107,7 @@ struct AppActions {
     refresh: RwSignal<u32>,
     outcome: RwSignal<Option<Outcome>>,
     new_key: RwSignal<Option<NewKey>>,
+    recent: Option<RecentKeys>,
 }
 
 #[component]
@@ -96,6 +116,7 @@ fn AppRow(app: apps::AppsApps, actions: AppActions) -> impl IntoView {
         refresh,
         outcome,
         new_key,
+        recent,
     } = actions;
     let id = app.id.clone();
     let name = RwSignal::new(app.name.clone());
@@ -144,12 +165,17 @@ fn AppRow(app: apps::AppsApps, actions: AppActions) -> impl IntoView {
         move |_| {
             let variables = rotate_report_key::Variables { app_id: id.clone() };
             let app_name = app_name.clone();
+            let app_id = id.clone();
             act(
                 outcome,
                 refresh,
                 api::call::<RotateReportKey>(variables),
                 move |data| {
+                    if let Some(recent) = recent {
+                        recent.remember(&app_id, &data.rotate_report_key.key);
+                    }
                     new_key.set(Some(NewKey {
+                        app_id: app_id.clone(),
                         app_name: app_name.clone(),
                         key: data.rotate_report_key.key,
                     }));
@@ -163,11 +189,20 @@ fn AppRow(app: apps::AppsApps, actions: AppActions) -> impl IntoView {
         move |_| {
             let variables = revoke_report_key::Variables { app_id: id.clone() };
             let app_name = app_name.clone();
+            let app_id = id.clone();
             act(
                 outcome,
                 refresh,
                 api::call::<RevokeReportKey>(variables),
                 move |_| {
+                    if let Some(recent) = recent {
+                        recent.forget(&app_id);
+                    }
+                    new_key.update(|shown| {
+                        if shown.as_ref().is_some_and(|shown| shown.app_id == app_id) {
+                            *shown = None;
+                        }
+                    });
                     format!(
                         "The key of {app_name} is revoked: its reports are refused from now on."
                     )

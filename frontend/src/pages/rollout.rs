@@ -12,6 +12,7 @@ use crate::chart::{ReportsChart, bars};
 use crate::components::{ChoiceSelect, CopyButton, DataTable, loaded};
 use crate::format;
 use crate::health::{Limits, limits_of};
+use crate::integrate::{Integrations, RecentKeys, Target};
 use crate::matrix::{Matrix, Metric, Tally};
 use crate::session::Session;
 use crate::view_state::{Breakdown, GroupDimensions, HealthView, Release, event_name};
@@ -111,7 +112,7 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
         .collect();
     let interval = view.range.interval();
     let body = if never_reported && matrix.is_empty() {
-        view! { <NoReportsYet app_name=app.name.clone() /> }.into_any()
+        view! { <NoReportsYet app_id=app.id.clone() app_name=app.name.clone() /> }.into_any()
     } else {
         view! {
             <section aria-labelledby="matrix-title">
@@ -284,34 +285,51 @@ fn TopGroups(app_id: String, groups: Vec<rollout_page::GroupFields>) -> impl Int
     .into_any()
 }
 
-/// The empty state of an app that never reported: the exact commands that change that.
+/// The empty state of an app that never reported: the ways to send its first report, filled
+/// in with this server's address, the app, and its key when this page was shown it; then the
+/// exact curl commands.
 #[component]
-fn NoReportsYet(app_name: String) -> impl IntoView {
+fn NoReportsYet(app_id: String, app_name: String) -> impl IntoView {
     let session = expect_context::<Session>();
     let origin = browser::origin();
+    let key = RecentKeys::from_context().and_then(|keys| keys.get_untracked(&app_id));
     let report = curl_command(&origin, "/reports/ingest", &report_body(&app_name));
     let usage = curl_command(&origin, "/reports/usage", &usage_body(&app_name));
-    let where_is_the_key = if session.is_admin {
-        view! {
-            "It was shown once when the app was created; if it is lost, issue a new one under "
-            <A href="/admin/apps">"Manage apps"</A> "."
+    let is_admin = session.is_admin;
+    let where_is_the_key = move || {
+        if is_admin {
+            view! {
+                "It was shown once when the app was created; if it is lost, issue a new one under "
+                <A href="/admin/apps">"Manage apps"</A> "."
+            }
+            .into_any()
+        } else {
+            view! { "An admin of your account has it, or can issue a new one." }.into_any()
         }
-        .into_any()
-    } else {
-        view! { "An admin of your account has it, or can issue a new one." }.into_any()
+    };
+    let target = Target {
+        origin,
+        app_id,
+        app_name,
+        key,
     };
     view! {
         <section class="empty">
             <h2>"No reports yet"</h2>
-            <p>
-                "Send the first report from a shell, with the app's report key in "
-                <code>"ROLLWATCH_KEY"</code> ". " {where_is_the_key}
-            </p>
-            <pre><code>{report.clone()}</code></pre>
-            <CopyButton text=report what="command" />
-            <p>"Rates need usage counts too: send how many sessions a release had."</p>
-            <pre><code>{usage.clone()}</code></pre>
-            <CopyButton text=usage what="command" />
+            <p>"Send this app's first report in one of these ways."</p>
+            <Integrations target where_is_the_key=where_is_the_key() />
+            <section class="integration" data-way="curl" aria-label="From a shell">
+                <h3>"From a shell"</h3>
+                <p>
+                    "With the app's report key in " <code>"ROLLWATCH_KEY"</code> ". "
+                    {where_is_the_key()}
+                </p>
+                <pre><code>{report.clone()}</code></pre>
+                <CopyButton text=report what="command" />
+                <p>"Rates need usage counts too: send how many sessions a release had."</p>
+                <pre><code>{usage.clone()}</code></pre>
+                <CopyButton text=usage what="command" />
+            </section>
         </section>
     }
 }
