@@ -75,17 +75,7 @@ pub async fn cells(
     by: &[Dimension],
 ) -> Result<Vec<Cell>, DbErr> {
     let mut cells = summed_cells(db, app_id, slice, by).await?;
-    for (dimension, unknown) in [
-        (
-            Dimension::Platform,
-            CellKey::platform_unknown as fn(&CellKey) -> bool,
-        ),
-        (Dimension::Arch, CellKey::arch_unknown),
-    ] {
-        if by.contains(&dimension) {
-            unlike_where_siblings_are_unknown(&mut cells, dimension, unknown);
-        }
-    }
+    unlike_where_a_split_is_unknown(&mut cells, by);
     // A filter on platform or arch splits too: the counts it leaves out as `unknown` may
     // belong to the platform asked for.
     if slice.platform == Some(Platform::Unknown) || slice.arch == Some(Arch::Unknown) {
@@ -117,10 +107,10 @@ pub async fn cells(
         let unknown: Vec<CellKey> = summed_cells(db, app_id, &sibling, by)
             .await?
             .into_iter()
-            .map(|cell| cell.key.without(dimension))
+            .map(|cell| cell.key.without(&[dimension]))
             .collect();
         for cell in &mut cells {
-            if unknown.contains(&cell.key.without(dimension)) {
+            if unknown.contains(&cell.key.without(&[dimension])) {
                 cell.sliced_alike = false;
             }
         }
@@ -129,42 +119,47 @@ pub async fn cells(
 }
 
 impl CellKey {
-    fn platform_unknown(&self) -> bool {
-        self.platform.as_deref() == Some(Platform::Unknown.as_str())
+    /// Platform or arch, among the dimensions split by, is `unknown`.
+    fn unknown_in(&self, split: &[Dimension]) -> bool {
+        let unknown = |value: &Option<String>, named: &str| value.as_deref() == Some(named);
+        (split.contains(&Dimension::Platform)
+            && unknown(&self.platform, Platform::Unknown.as_str()))
+            || (split.contains(&Dimension::Arch) && unknown(&self.arch, Arch::Unknown.as_str()))
     }
 
-    fn arch_unknown(&self) -> bool {
-        self.arch.as_deref() == Some(Arch::Unknown.as_str())
-    }
-
-    /// The key without `dimension`: the cells sharing it are one release split by it.
-    fn without(&self, dimension: Dimension) -> CellKey {
+    /// The key without the `split` dimensions: the cells sharing it are one release split.
+    fn without(&self, split: &[Dimension]) -> CellKey {
         let mut key = self.clone();
-        match dimension {
-            Dimension::Platform => key.platform = None,
-            Dimension::Arch => key.arch = None,
-            Dimension::Version => key.version = None,
-            Dimension::Channel => key.channel = None,
-            Dimension::EventType => {}
+        for dimension in split {
+            match dimension {
+                Dimension::Platform => key.platform = None,
+                Dimension::Arch => key.arch = None,
+                Dimension::Version => key.version = None,
+                Dimension::Channel => key.channel = None,
+                Dimension::EventType => {}
+            }
         }
         key
     }
 }
 
-/// Marks every cell of a release split by `dimension` as not sliced alike when one of the
-/// release's cells is `unknown` in it (that cell included).
-fn unlike_where_siblings_are_unknown(
-    cells: &mut [Cell],
-    dimension: Dimension,
-    unknown: fn(&CellKey) -> bool,
-) {
+/// Marks every cell of a release split by platform and/or arch as not sliced alike when one
+/// of the release's cells is `unknown` in a dimension split by (that cell included).
+fn unlike_where_a_split_is_unknown(cells: &mut [Cell], by: &[Dimension]) {
+    let split: Vec<Dimension> = [Dimension::Platform, Dimension::Arch]
+        .into_iter()
+        .filter(|dimension| by.contains(dimension))
+        .collect();
+    if split.is_empty() {
+        return;
+    }
     let releases_with_unknown: Vec<CellKey> = cells
         .iter()
-        .filter(|cell| unknown(&cell.key))
-        .map(|cell| cell.key.without(dimension))
+        .filter(|cell| cell.key.unknown_in(&split))
+        .map(|cell| cell.key.without(&split))
         .collect();
     for cell in cells {
-        if releases_with_unknown.contains(&cell.key.without(dimension)) {
+        if releases_with_unknown.contains(&cell.key.without(&split)) {
             cell.sliced_alike = false;
         }
     }

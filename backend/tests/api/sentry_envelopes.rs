@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::common::{Backend, TestApp};
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, graphql, login};
 
 /// The bytes of an envelope: its header line, then each item's header and payload. Each item
 /// header gets the payload's true `length` unless it already has one.
@@ -591,7 +591,90 @@ async fn a_resent_envelope_counts_once(backend: Backend) {
     app.stop().await;
 }
 
+/// A crash that says Linux/x86_64 beside a session that says nothing (no build metadata): the
+/// whole release's rate is shown and judged, its platform × arch cells show counts only, and
+/// the gate will not judge the release on Linux alone.
+async fn rates_are_only_shown_where_crashes_and_sessions_were_sliced_alike(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = envelope(
+        &json!({}),
+        &[
+            event_item(&crash_event("SIGSEGV")),
+            session_item(1),
+            session_item(2),
+        ],
+    );
+    let (status, answered) = answer(post_envelope(&app, app.app_id, &app.key, body).await).await;
+    assert_eq!(status, 200, "{answered}");
+    let admin = login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let health = |group_by: &'static str| {
+        let query = format!(
+            "query($a: ID!) {{ rolloutHealth(appId: $a, groupBy: [{group_by}]) {{
+                platform arch crashes sessions slicedAlike crashRate }} }}"
+        );
+        let (app, admin) = (&app, &admin);
+        async move {
+            let answer = graphql(
+                app,
+                Some(admin),
+                &query,
+                json!({ "a": app.app_id.to_string() }),
+            )
+            .await;
+            data(&answer)["rolloutHealth"].clone()
+        }
+    };
+    assert_eq!(
+        health("VERSION, CHANNEL").await,
+        json!([{ "platform": null, "arch": null, "crashes": 1, "sessions": 2,
+                 "slicedAlike": true, "crashRate": 0.5 }])
+    );
+    assert_eq!(
+        health("VERSION, CHANNEL, PLATFORM, ARCH").await,
+        json!([
+            { "platform": "linux", "arch": "x86_64", "crashes": 1, "sessions": 0,
+              "slicedAlike": false, "crashRate": null },
+            { "platform": "unknown", "arch": "unknown", "crashes": 0, "sessions": 2,
+              "slicedAlike": false, "crashRate": null },
+        ])
+    );
+    let gate = |platform: &'static str| {
+        let query = format!(
+            "query($a: ID!) {{ releaseGate(appId: $a, version: \"1.4.2\", channel: \"beta\"{platform}) {{
+                verdict reasons }} }}"
+        );
+        let (app, admin) = (&app, &admin);
+        async move {
+            let answer = graphql(
+                app,
+                Some(admin),
+                &query,
+                json!({ "a": app.app_id.to_string() }),
+            )
+            .await;
+            data(&answer)["releaseGate"].clone()
+        }
+    };
+    let on_linux = gate(", platform: \"linux\"").await;
+    assert_eq!(on_linux["verdict"], "INSUFFICIENT_DATA", "{on_linux}");
+    assert!(
+        on_linux["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("platform or architecture")),
+        "{on_linux}"
+    );
+    let whole = gate("").await;
+    assert!(
+        !whole["reasons"]
+            .to_string()
+            .contains("do not say their platform"),
+        "{whole}"
+    );
+    app.stop().await;
+}
+
 on_both_databases!(
+    rates_are_only_shown_where_crashes_and_sessions_were_sliced_alike,
     a_resent_envelope_counts_once,
     framing_that_lies_is_refused_and_counts_nothing,
     a_gzip_bomb_is_refused_not_inflated,
