@@ -31,8 +31,11 @@ const TRUNCATED: &str = "\n…[truncated by rollwatch]";
 /// `Client::new`.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `http://host[:port][/base]`.
+    /// `http://host[:port][/base]`, or `https://…` (the default `tls` feature).
     pub endpoint: String,
+    /// PEM certificates (a private CA) trusted for an `https://` endpoint besides the
+    /// Mozilla roots.
+    pub root_certificates: Vec<Vec<u8>>,
     /// The app's report key (`rollwatch apps create <app>`).
     pub key: String,
     pub app: String,
@@ -75,6 +78,7 @@ impl Config {
     ) -> Config {
         Config {
             endpoint: endpoint.into(),
+            root_certificates: Vec::new(),
             key: key.into(),
             app: app.into(),
             version: version.into(),
@@ -180,10 +184,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: Config) -> Client {
-        let endpoint = http::Endpoint::parse(&config.endpoint);
+        let endpoint = http::Endpoint::parse(&config.endpoint, &config.root_certificates);
         if endpoint.is_none() {
             log::error!(
-                "rollwatch: endpoint {:?} is not http://host[:port]; reports stay queued",
+                "rollwatch: {}: {:?}; reports stay queued",
+                http::SUPPORTED,
                 config.endpoint
             );
         }

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use rollwatch_client::{Client, Config};
-use support::{Responder, Server};
+use support::{Responder, Server, TlsRelay};
 
 const APP: &str = "desktop";
 
@@ -147,18 +147,23 @@ fn reports_queue_while_the_server_is_down_survive_a_restart_and_count_once() {
     assert_eq!(s.server.usage(APP), vec![row("session", "", 3)]);
 }
 
-#[test]
-fn retry_after_on_429_is_honoured_with_the_same_idempotency_key() {
+/// A 429 whose `Retry-After` is `value` (about two seconds from now) is waited out, and the
+/// retry carries the same `Idempotency-Key`.
+fn retry_after_is_honoured(value: &str) {
     let s = setup();
+    let body = "{\"error\":{\"code\":\"rate_limited\",\"message\":\"slow\"}}\n";
     let responder = Responder::start(
         &s.server.url,
-        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Type: application/json\r\n\
-         Content-Length: 51\r\nConnection: close\r\n\r\n\
-         {\"error\":{\"code\":\"rate_limited\",\"message\":\"slow\"}}\n",
+        format!(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {value}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
     );
     let c = Client::new(s.config(&responder.url));
     c.update_failed("RateLimited", None);
-    // The next attempt is due after Retry-After, so a short flush gives up at once.
+    // The next attempt is due after Retry-After (the backoff alone would retry within
+    // 500 ms), so a short flush gives up at once.
     assert!(!c.flush(Duration::from_millis(500)));
     assert_eq!(responder.requests(), 1);
     assert!(c.flush(Duration::from_secs(20)));
@@ -172,6 +177,54 @@ fn retry_after_on_429_is_honoured_with_the_same_idempotency_key() {
         s.server.groups(APP),
         vec![row("update_failed", "RateLimited", 1)]
     );
+}
+
+#[test]
+fn retry_after_on_429_is_honoured_with_the_same_idempotency_key() {
+    retry_after_is_honoured("2");
+}
+
+#[test]
+fn retry_after_given_as_an_http_date_is_honoured() {
+    let at = std::time::SystemTime::now() + Duration::from_secs(3);
+    retry_after_is_honoured(&httpdate::fmt_http_date(at));
+}
+
+#[test]
+fn reports_reach_an_https_endpoint_whose_private_ca_is_trusted() {
+    let s = setup();
+    let relay = TlsRelay::start(&s.server.url);
+    let mut config = s.config(&relay.url);
+    config.root_certificates = vec![support::TEST_CA.to_vec()];
+    let c = Client::new(config);
+    c.update_failed("OverTls", None);
+    c.session_started();
+    assert!(c.flush(Duration::from_secs(20)));
+    assert_eq!(
+        s.server.groups(APP),
+        vec![row("update_failed", "OverTls", 1)]
+    );
+    assert_eq!(s.server.usage(APP), vec![row("session", "", 1)]);
+    assert!(*relay.handshakes.lock().expect("count") >= 1);
+}
+
+#[test]
+fn an_untrusted_certificate_sends_nothing_and_keeps_the_reports() {
+    let s = setup();
+    let relay = TlsRelay::start(&s.server.url);
+    let untrusting = Client::new(s.config(&relay.url));
+    untrusting.crash("BehindTls", None);
+    assert!(!untrusting.flush(Duration::from_secs(1)));
+    assert_eq!(untrusting.pending(), 1);
+    drop(untrusting);
+    assert_eq!(*relay.handshakes.lock().expect("count"), 0);
+    assert!(s.server.groups(APP).is_empty());
+
+    let mut config = s.config(&relay.url);
+    config.root_certificates = vec![support::TEST_CA.to_vec()];
+    let trusting = Client::new(config);
+    assert!(trusting.flush(Duration::from_secs(20)));
+    assert_eq!(s.server.groups(APP), vec![row("crash", "BehindTls", 1)]);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The real `rollwatch serve` on a free port with a temp data dir (as sdk/python/tests/support.py),
-//! and a one-connection-at-a-time TCP responder for the 429 case the server cannot produce
-//! on demand.
+//! a one-connection-at-a-time TCP responder for the 429 case the server cannot produce
+//! on demand, and a TLS-terminating relay in front of it (the server speaks plain HTTP
+//! behind a load balancer).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -233,7 +234,7 @@ pub struct Responder {
 }
 
 impl Responder {
-    pub fn start(upstream: &str, first: &'static str) -> Responder {
+    pub fn start(upstream: &str, first: String) -> Responder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let upstream = upstream.trim_start_matches("http://").to_owned();
@@ -254,13 +255,7 @@ impl Responder {
                     let _ = client.write_all(first.as_bytes());
                     continue;
                 }
-                let Ok(mut server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let _ = server.write_all(&request);
-                let mut answer = Vec::new();
-                let _ = server.read_to_end(&mut answer);
-                let _ = client.write_all(&answer);
+                let _ = client.write_all(&relay(&upstream, &request));
             }
         });
         Responder { url, seen }
@@ -271,8 +266,72 @@ impl Responder {
     }
 }
 
+/// `request` sent to `upstream` (host:port); its whole answer, or nothing.
+fn relay(upstream: &str, request: &[u8]) -> Vec<u8> {
+    let mut answer = Vec::new();
+    if let Ok(mut server) = TcpStream::connect(upstream) {
+        let _ = server.write_all(request);
+        let _ = server.read_to_end(&mut answer);
+    }
+    answer
+}
+
+/// `https://127.0.0.1:port` in front of `upstream`, with the certificate of `tls/server.pem`
+/// (for `localhost` and `127.0.0.1`, issued by the test CA `tls/ca.pem`).
+pub struct TlsRelay {
+    pub url: String,
+    /// Connections whose handshake completed.
+    pub handshakes: Arc<Mutex<usize>>,
+}
+
+pub const TEST_CA: &[u8] = include_bytes!("tls/ca.pem");
+
+impl TlsRelay {
+    pub fn start(upstream: &str) -> TlsRelay {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(include_bytes!("tls/server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .expect("test certificate");
+        let key =
+            PrivateKeyDer::from_pem_slice(include_bytes!("tls/server.key")).expect("test key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("https://{}", listener.local_addr().expect("addr"));
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let handshakes = Arc::new(Mutex::new(0));
+        let count = Arc::clone(&handshakes);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(tcp) = stream else { continue };
+                let Ok(connection) = rustls::ServerConnection::new(Arc::clone(&config)) else {
+                    continue;
+                };
+                let mut tls = rustls::StreamOwned::new(connection, tcp);
+                // A client that refuses the certificate ends here, before any request.
+                let Some((_, request)) = read_request(&mut tls) else {
+                    continue;
+                };
+                *count.lock().expect("count") += 1;
+                let _ = tls.write_all(&relay(&upstream, &request));
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        TlsRelay { url, handshakes }
+    }
+}
+
 /// One whole request (head and Content-Length body): the head as text and the raw bytes.
-fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+fn read_request(stream: &mut impl Read) -> Option<(String, Vec<u8>)> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
