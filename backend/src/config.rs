@@ -30,6 +30,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub blob_url_ttl: Duration,
     pub http: HttpConfig,
+    pub alerts: AlertsConfig,
     /// `ROLLWATCH_WEB_DIR`: the built web app (`index.html` and its assets).
     pub web_dir: PathBuf,
     /// `PUBLIC_URL`: where clients reach this server; the base of the DSNs the operator
@@ -60,6 +61,40 @@ impl HttpConfig {
             request_body_timeout: seconds("HTTP_REQUEST_BODY_TIMEOUT_SECONDS", 60, 3600)?,
             idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 75, 3600)?,
             max_connections: vars.bounded("HTTP_MAX_CONNECTIONS", 4096, 1, 1_000_000)?,
+        })
+    }
+}
+
+/// The background evaluation of watched releases and the delivery of alerts (issue 17).
+#[derive(Clone, Debug)]
+pub struct AlertsConfig {
+    /// How often every watched release is evaluated.
+    pub evaluate_every: Duration,
+    /// A release is watched while it had reports or usage within this many hours.
+    pub watch_hours: u32,
+    /// The first retry of a failed delivery waits this long; each next one twice as long.
+    pub retry_first: Duration,
+    /// A delivery not through after this long is given up.
+    pub retry_for: Duration,
+    /// One delivery attempt, connection to answer.
+    pub delivery_timeout: Duration,
+    /// Deliver to loopback, private and link-local addresses (receivers on this host or
+    /// network); off, a destination resolving to one is refused.
+    pub allow_private_destinations: bool,
+}
+
+impl AlertsConfig {
+    fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let seconds = |var: &'static str, default: u64, max: u64| {
+            vars.bounded(var, default, 1, max).map(Duration::from_secs)
+        };
+        Ok(AlertsConfig {
+            evaluate_every: seconds("ALERTS_EVALUATE_EVERY_SECONDS", 300, 86_400)?,
+            watch_hours: vars.bounded("ALERTS_WATCH_HOURS", 24, 1, 24 * 90)?,
+            retry_first: seconds("ALERTS_RETRY_FIRST_SECONDS", 30, 3600)?,
+            retry_for: seconds("ALERTS_RETRY_FOR_SECONDS", 86_400, 7 * 86_400)?,
+            delivery_timeout: seconds("ALERTS_DELIVERY_TIMEOUT_SECONDS", 10, 120)?,
+            allow_private_destinations: vars.bool("ALERTS_ALLOW_PRIVATE_DESTINATIONS", false)?,
         })
     }
 }
@@ -188,6 +223,7 @@ impl Config {
         let storage = StorageConfig::from_vars(&vars, &data_dir)?;
         let blob_url_ttl = blob_url_ttl(&vars)?;
         let http = HttpConfig::from_vars(&vars)?;
+        let alerts = AlertsConfig::from_vars(&vars)?;
         let web_dir = web_dir(&vars);
         let public_url = public_url(&vars)?;
         Ok(Config {
@@ -199,6 +235,7 @@ impl Config {
             storage,
             blob_url_ttl,
             http,
+            alerts,
             web_dir,
             public_url,
         })

@@ -1,6 +1,7 @@
 //! Rollwatch: a self-hosted rollout-health service (see DESIGN.md).
 
 pub mod accounts;
+pub mod alerts;
 pub mod apps;
 pub mod audit;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod gate;
 pub mod graphql;
 pub mod ingest;
 pub mod keys;
+pub mod lease;
 pub mod listen;
 pub mod model;
 pub mod ratelimit;

@@ -129,6 +129,30 @@ closed_set! {
 }
 
 closed_set! {
+    /// When an alert rule fires (docs/alerts.md).
+    #[derive(async_graphql::Enum)]
+    pub enum AlertKind {
+        /// The release's gate verdict becomes FAIL.
+        GateFail = "gate_fail",
+        /// The release's crash rate is credibly above the policy's `maxRate`.
+        CrashRate = "crash_rate",
+        /// A group new in the release reaches `threshold` reports within `windowMinutes`.
+        NewGroup = "new_group",
+        /// A group of the release is absent from its baseline version.
+        Regression = "regression",
+    }
+}
+
+closed_set! {
+    /// The body a destination receives: Rollwatch's JSON, or Slack's incoming-webhook format.
+    #[derive(async_graphql::Enum)]
+    pub enum DestinationFormat {
+        Generic = "generic",
+        Slack = "slack",
+    }
+}
+
+closed_set! {
     /// What `rolloutHealth` can slice by.
     #[derive(async_graphql::Enum)]
     pub enum Dimension {

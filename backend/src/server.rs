@@ -15,6 +15,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::accounts::{self, FirstAdmin};
+use crate::alerts::signing::DestinationSecrets;
 use crate::auth::jwt::{self, SessionKeys};
 use crate::auth::login::Logins;
 use crate::blobs::{BlobError, BlobStore, LinkSigner};
@@ -25,7 +26,7 @@ use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
 use crate::state::{AppState, Shared};
-use crate::{db, downloads, ingest, listen, retention, sdk_script, web};
+use crate::{alerts, db, downloads, ingest, listen, retention, sdk_script, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -92,6 +93,7 @@ impl Server {
             sessions: SessionKeys::new(&secret),
             logins: Logins::new()?,
             blob_links: LinkSigner::new(&secret),
+            destination_secrets: DestinationSecrets::new(&secret),
         });
         Ok(Server {
             listener,
@@ -120,6 +122,8 @@ impl Server {
         let background = [
             tokio::spawn(sweep_blobs(state.clone())),
             tokio::spawn(forget_idle_limits(state.clone())),
+            tokio::spawn(alerts::evaluate_forever(state.clone())),
+            tokio::spawn(alerts::deliver_forever(state.clone())),
         ];
         // Each request carries its client's address (`ConnectInfo`): it keys the sign-in rate
         // limit.

@@ -4,6 +4,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::alerts::signing::DestinationSecrets;
 use crate::auth::jwt::SessionKeys;
 use crate::auth::login::Logins;
 use crate::blobs::{BlobStore, LinkSigner};
@@ -26,6 +27,8 @@ pub struct Shared {
     pub logins: Logins,
     /// Signs and checks the Local store's download links.
     pub blob_links: LinkSigner,
+    /// The signing secrets of alert destinations.
+    pub destination_secrets: DestinationSecrets,
 }
 
 #[derive(Clone)]

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_gate_policies;
 mod m20261202_000001_exactly_once;
+mod m20261203_000003_alerts;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_gate_policies::Migration),
             Box::new(m20261202_000001_exactly_once::Migration),
+            Box::new(m20261203_000003_alerts::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! (`rwt_` tokens). Every resolver finds its caller here and checks it through
 //! `auth::authorize_app` or `Actor::admin`; errors are mapped to codes in `error`.
 
+mod alerts;
 mod apps;
 mod audit;
 mod error;
@@ -57,6 +58,7 @@ pub struct Query(
     audit::AuditQuery,
     ReportsQuery,
     gate::GateQueries,
+    alerts::AlertsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -66,6 +68,7 @@ pub struct Mutation(
     users::UsersMutation,
     tokens::TokensMutation,
     gate::GateMutations,
+    alerts::AlertsMutation,
 );
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -34,7 +34,7 @@ async fn spawn(backend: Backend) -> TestApp {
     .await
 }
 
-async fn send_usage(app: &TestApp, release: (&str, &str, &str), kind: &str, count: u64) {
+pub(crate) async fn send_usage(app: &TestApp, release: (&str, &str, &str), kind: &str, count: u64) {
     let (version, channel, platform) = release;
     let body = json!({
         "application": { "name": app.app_name, "version": version, "channel": channel },
@@ -47,7 +47,12 @@ async fn send_usage(app: &TestApp, release: (&str, &str, &str), kind: &str, coun
 }
 
 /// `count` reports of `event_type`, in batches of 100.
-async fn send_reports(app: &TestApp, release: (&str, &str, &str), event_type: &str, count: u64) {
+pub(crate) async fn send_reports(
+    app: &TestApp,
+    release: (&str, &str, &str),
+    event_type: &str,
+    count: u64,
+) {
     let (version, channel, platform) = release;
     let report = json!({
         "application": { "name": app.app_name, "version": version, "channel": channel },

@@ -9,6 +9,7 @@
 #[macro_use]
 mod common;
 
+mod alerts;
 mod bench_endpoint;
 mod blobs;
 mod cli;

@@ -158,29 +158,8 @@ impl TestApp {
         database_url: Option<String>,
         vars: &[(&str, &str)],
     ) -> TestApp {
-        let mut env: HashMap<String, String> = [
-            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
-            ("ROLLWATCH_DATA_DIR", data_dir.path().display().to_string()),
-            (
-                "DATABASE_URL",
-                database_url.unwrap_or_else(|| database.url.clone()),
-            ),
-            ("ROLLWATCH_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
-            ("ROLLWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        for (k, v) in vars {
-            env.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
-        let server = Server::build(config).await.expect("server starts");
-        let addr = server.local_addr().unwrap();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stop.await;
-        }));
+        let url = database_url.unwrap_or_else(|| database.url.clone());
+        let (addr, shutdown, task) = start_server(&data_dir, &url, vars).await;
 
         let db = rollwatch::db::connect(&database.url).await.unwrap();
         let account = accounts::find_account(&db, None).await.unwrap();
@@ -199,6 +178,18 @@ impl TestApp {
             app_name: app.name,
             key: key.key,
             client: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Another server on this one's database, with its own data dir: a replica.
+    pub async fn replica(&self, vars: &[(&str, &str)]) -> Replica {
+        let data_dir = tempfile::tempdir().unwrap();
+        let (addr, shutdown, task) = start_server(&data_dir, &self.database.url, vars).await;
+        Replica {
+            addr,
+            _data_dir: data_dir,
             shutdown: Some(shutdown),
             task: Some(task),
         }
@@ -276,6 +267,58 @@ impl TestApp {
             task.await.unwrap().unwrap();
         }
     }
+}
+
+/// A second server on a `TestApp`'s database.
+pub struct Replica {
+    pub addr: SocketAddr,
+    _data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Replica {
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// `rollwatch serve` in this process with the test's environment over `database_url`.
+async fn start_server(
+    data_dir: &TempDir,
+    database_url: &str,
+    vars: &[(&str, &str)],
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<std::io::Result<()>>,
+) {
+    let mut env: HashMap<String, String> = [
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+        ("ROLLWATCH_DATA_DIR", data_dir.path().display().to_string()),
+        ("DATABASE_URL", database_url.to_owned()),
+        ("ROLLWATCH_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("ROLLWATCH_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (k, v) in vars {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
+    let server = Server::build(config).await.expect("server starts");
+    let addr = server.local_addr().unwrap();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stop.await;
+    }));
+    (addr, shutdown, task)
 }
 
 /// POSTs each body to `/reports/ingest` with the app's key, from `senders` concurrent tasks
