@@ -167,11 +167,15 @@ test('the manual API records failed updates and installs, and successful updates
   // The details arrived, scrubbed in the page before they left it.
   const { groups } = await release('2.1.0');
   const failed = groups.find((g) => g.reason === 'E_DISK_FULL');
-  const blobs = await graphql('query($app: ID!, $g: String!) { groupBlobs(appId: $app, groupHash: $g) { url } }', {
-    app: appId,
-    g: failed?.groupHash,
-  });
-  expect(blobs.groupBlobs).toHaveLength(1);
+  // The count commits before the details are kept (the answer waits for both), so a read
+  // between the two sees the group without its blob yet.
+  const groupBlobs = () =>
+    graphql('query($app: ID!, $g: String!) { groupBlobs(appId: $app, groupHash: $g) { url } }', {
+      app: appId,
+      g: failed?.groupHash,
+    });
+  await expect.poll(async () => (await groupBlobs()).groupBlobs.length).toBe(1);
+  const blobs = await groupBlobs();
   const download = await api.get(new URL(blobs.groupBlobs[0].url, baseURL).toString());
   expect(download.status()).toBe(200);
   const details = JSON.parse(gunzipSync(await download.body()).toString('utf8'));
