@@ -35,6 +35,8 @@ export default async function globalSetup(config: FullConfig) {
       ROLLWATCH_ADMIN_PASSWORD: process.env.E2E_ADMIN_PASSWORD,
       // The story sends a few dozen reports in a burst; the default limit is per minute.
       REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE: '10000',
+      // The alerts story posts to a receiver on this host.
+      ALERTS_ALLOW_PRIVATE_DESTINATIONS: 'true',
       RUST_LOG: 'info',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

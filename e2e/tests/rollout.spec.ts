@@ -1,5 +1,8 @@
 import { expect, test, type APIRequestContext, type BrowserContext, type Page } from '@playwright/test';
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 // One story against one server, in order: each test starts where the last one left off.
@@ -232,6 +235,65 @@ test('the release gate of a version says why', async () => {
   await expect(page.locator('p.verdict')).toHaveText(/INSUFFICIENT DATA/);
   await expect(page.getByRole('row', { name: /Crash rate/ })).toContainText('16 of 300');
   await screenshot('07-release-gate');
+});
+
+test('an admin adds a webhook and a rule, sends a test and sees it delivered, signed', async () => {
+  // A real receiver: every request it gets, with its headers and raw body.
+  const received: { headers: IncomingHttpHeaders; body: Buffer }[] = [];
+  const receiver = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      received.push({ headers: request.headers, body: Buffer.concat(chunks) });
+      response.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((listening) => receiver.listen(0, '127.0.0.1', listening));
+  const { port } = receiver.address() as AddressInfo;
+  try {
+    await page.goto(appPath);
+    await page.getByRole('link', { name: 'Alerts' }).click();
+    await expect(page.getByRole('heading', { name: 'Alerts', exact: true })).toBeVisible();
+    await page.locator('#destination-name').fill('ops hook');
+    await page.getByLabel('Webhook URL').fill(`http://127.0.0.1:${port}/hooks/rollwatch`);
+    await page.getByRole('button', { name: 'Add destination' }).click();
+    const secretBox = page.getByRole('region', { name: 'Signing secret of ops hook' });
+    const secret = (await secretBox.locator('code.secret-value').textContent()) ?? '';
+    expect(secret).toMatch(/^rwh_[0-9a-f]{64}$/);
+    const row = page.locator('tr[data-destination="ops hook"]');
+    // The path is the credential of many webhooks: not shown again.
+    await expect(row).toContainText(`http://127.0.0.1:${port}/…`);
+
+    await page.locator('#rule-name').fill('stable goes bad');
+    await page.getByLabel('Alert when').selectOption('GATE_FAIL');
+    await page.getByRole('group', { name: 'Send to' }).getByLabel('ops hook').check();
+    await page.getByRole('button', { name: 'Add rule' }).click();
+    await expect(page.locator('tr[data-rule="stable goes bad"]')).toContainText('The gate says FAIL');
+    await expect(page.locator('tr[data-rule="stable goes bad"]')).toContainText('ops hook');
+
+    await row.getByRole('button', { name: 'Send test' }).click();
+    const log = page.getByRole('region', { name: 'Delivery log of ops hook' });
+    await expect
+      .poll(async () => {
+        await log.getByRole('button', { name: 'Refresh log' }).click();
+        return log.locator('td.delivery-state').first().textContent();
+      })
+      .toBe('delivered');
+    await expect(log.locator('tr').nth(1)).toContainText('test');
+    await expect(log.locator('tr').nth(1)).toContainText('1 (200 in');
+    expect(received).toHaveLength(1);
+    const { headers, body } = received[0];
+    expect(headers['rollwatch-event']).toBe('test');
+    // The documented check (docs/alerts.md): HMAC-SHA256 of "<t>.<body>" with the secret.
+    const signature = String(headers['rollwatch-signature']);
+    const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(signature) ?? [];
+    expect(Math.abs(Date.now() / 1000 - Number(t))).toBeLessThan(300);
+    expect(createHmac('sha256', secret).update(`${t}.`).update(body).digest('hex')).toBe(v1);
+    expect(JSON.parse(body.toString('utf8')).event).toBe('test');
+    await screenshot('07-alerts');
+  } finally {
+    receiver.close();
+  }
 });
 
 test('a member without access cannot see the app', async () => {

@@ -65,6 +65,13 @@ macro_rules! operations {
 }
 
 operations!(
+    AppAlerts,
+    AlertDeliveries,
+    CreateAlertDestination,
+    DeleteAlertDestination,
+    SendTestAlert,
+    CreateAlertRule,
+    DeleteAlertRule,
     Login,
     Apps,
     AppSummary,

@@ -6,9 +6,9 @@ use leptos_router::path;
 
 use crate::integrate::RecentKeys;
 use crate::pages::{
-    admin_apps::AdminApps, admin_tokens::AdminTokens, admin_users::AdminUsers, apps::AppsPage,
-    audit_log::AuditLogPage, gate::GatePage, group::GroupPage, rollout::RolloutPage,
-    sign_in::SignIn,
+    admin_apps::AdminApps, admin_tokens::AdminTokens, admin_users::AdminUsers, alerts::AlertsPage,
+    apps::AppsPage, audit_log::AuditLogPage, gate::GatePage, group::GroupPage,
+    rollout::RolloutPage, sign_in::SignIn,
 };
 use crate::session::{self, EndReason, Session, Stored};
 
@@ -23,6 +23,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("apps/:app") view=RolloutPage />
                     <Route path=path!("apps/:app/groups/:group") view=GroupPage />
                     <Route path=path!("apps/:app/gate") view=GatePage />
+                    <Route path=path!("apps/:app/alerts") view=AlertsPage />
                     <Route path=path!("admin/apps") view=AdminApps />
                     <Route path=path!("admin/users") view=AdminUsers />
                     <Route path=path!("admin/tokens") view=AdminTokens />

@@ -96,12 +96,19 @@ pub fn CopyButton(text: String, #[prop(into)] what: String) -> impl IntoView {
 
 /// A key or token the server shows once: on screen with a copy button and a warning.
 #[component]
-pub fn SecretOnce(#[prop(into)] title: String, secret: String) -> impl IntoView {
+pub fn SecretOnce(
+    #[prop(into)] title: String,
+    secret: String,
+    /// What Rollwatch keeps of it, when not its hash.
+    #[prop(optional)]
+    kept: Option<&'static str>,
+) -> impl IntoView {
     let label = title.clone();
+    let kept = kept.unwrap_or("Rollwatch keeps only its hash");
     view! {
         <section class="secret" aria-label=label>
             <h3>{title}</h3>
-            <p>"Shown this once; Rollwatch keeps only its hash. Copy it now."</p>
+            <p>{format!("Shown this once; {kept}. Copy it now.")}</p>
             <code class="secret-value">{secret.clone()}</code>
             <CopyButton text=secret what="to clipboard" />
         </section>

@@ -128,6 +128,7 @@ pub fn GatePage() -> impl IntoView {
                 >
                     {rows}
                 </DataTable>
+                <VerdictHistory changes=data.verdict_history />
                 <p class="hint">
                     "CI asks the same question with " <code>"rollwatch gate"</code>
                     " and an API token (see docs/gating.md)."
@@ -135,4 +136,33 @@ pub fn GatePage() -> impl IntoView {
             }
         })}
     }
+}
+
+/// How the background evaluation's verdict on this release changed (docs/alerts.md).
+#[component]
+fn VerdictHistory(changes: Vec<release_gate::ReleaseGateVerdictHistory>) -> impl IntoView {
+    if changes.is_empty() {
+        return view! {
+            <p class="hint">"No background evaluation of this release yet (releases with recent reports are evaluated every few minutes)."</p>
+        }
+        .into_any();
+    }
+    let rows = changes
+        .into_iter()
+        .map(|c| {
+            view! {
+                <tr>
+                    <td>{format::time(&c.evaluated_at)}</td>
+                    <td>{c.previous.clone().unwrap_or_else(|| "—".to_owned())}</td>
+                    <td>{c.verdict.clone()}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <DataTable caption="Verdict history, newest first" headers=&["When", "From", "To"]>
+            {rows}
+        </DataTable>
+    }
+    .into_any()
 }

@@ -3,6 +3,7 @@
 pub mod admin_apps;
 pub mod admin_tokens;
 pub mod admin_users;
+pub mod alerts;
 pub mod apps;
 pub mod audit_log;
 pub mod gate;

@@ -139,8 +139,10 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
         }
         .into_any()
     };
+    let alerts = format!("/apps/{}/alerts", app.id);
     view! {
         <h1>{app.name.clone()}</h1>
+        <p class="page-links"><A href=alerts>"Alerts"</A></p>
         {(!app.reports_enabled)
             .then(|| view! { <p class="notice">"Reports are switched off for this app: new reports are refused."</p> })}
         {body}
