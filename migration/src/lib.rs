@@ -5,6 +5,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_gate_policies;
 mod m20261202_000001_exactly_once;
+mod m20261203_000001_release_counts;
+
+pub use m20261203_000001_release_counts::backfill as roll_up_backfill;
 
 pub struct Migrator;
 
@@ -15,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_gate_policies::Migration),
             Box::new(m20261202_000001_exactly_once::Migration),
+            Box::new(m20261203_000001_release_counts::Migration),
         ]
     }
 }
