@@ -293,7 +293,11 @@ pub async fn last_hour(
         .chain(Part::reports(slice, false))
     {
         let mut query = part.rows(app_id, slice);
-        query.expr_as(part.source.time().max(), Alias::new("last_hour"));
+        // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
+        // by-time index backwards hoping to meet the release soon, which reads most of the
+        // app for an old release; an expression leaves them the primary key's range.
+        let hour = part.source.time().add(0);
+        query.expr_as(hour.max(), Alias::new("last_hour"));
         if let Some(row) = db.query_one(&query).await? {
             let hour: Option<i64> = row.try_get("", "last_hour")?;
             last = Ord::max(last, hour);
