@@ -3,20 +3,24 @@
 //! matrix and time series, the release gate (and what later reads counts) all call it, so they
 //! cannot disagree on what a release counted.
 //!
-//! Each answer is one aggregate statement over `report_counts` (joined to its group for the
-//! dimensions) and one over `usage_counts`, whatever the number of rows.
+//! Each answer is a few aggregate statements, over tables the writer keeps in the same flush
+//! as `report_counts`: reports per release, event type and hour (`release_counts`) and per day
+//! (`release_day_counts`), usage per release, kind and hour (`usage_counts`) and per day
+//! (`usage_day_counts`). A slice's whole days are read from the daily tables and the hours
+//! around them from the hourly ones, so a read touches rows per release and day or hour,
+//! however many groups (reasons) and hours the app has; only a slice of one group reads that
+//! group's `report_counts`.
 
 use std::collections::BTreeMap;
 
-use entity::{report_counts, report_groups, usage_counts};
-use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, Iden, IntoColumnRef, Query, SelectStatement,
-};
+use entity::{report_counts, report_groups};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult};
 
 use crate::model::{Arch, Counts, Dimension, EventType, Platform, UsageKind};
 
 pub const HOUR_SECONDS: i64 = 3600;
+pub const DAY_SECONDS: i64 = 24 * HOUR_SECONDS;
 
 /// Which of an app's counts to sum: every field narrows (AND); hours are Unix seconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -171,45 +175,36 @@ async fn summed_cells(
     slice: &Slice,
     by: &[Dimension],
 ) -> Result<Vec<Cell>, DbErr> {
-    use report_groups::Column as G;
-    use usage_counts::Column as U;
-    let mut reports = summed_reports(app_id, slice);
-    release_dimensions(
-        &mut reports,
-        by,
-        report_groups::Entity,
-        [G::Version, G::Channel, G::Platform, G::Arch],
-    );
-    grouped(&mut reports, (report_groups::Entity, G::EventType), "kind");
-    let mut usage = summed_usage(app_id, slice);
-    release_dimensions(
-        &mut usage,
-        by,
-        usage_counts::Entity,
-        [U::Version, U::Channel, U::Platform, U::Arch],
-    );
-    grouped(&mut usage, (usage_counts::Entity, U::Kind), "kind");
-
+    let summed_by = |part: &Part| {
+        let mut query = part.summed(app_id, slice);
+        release_dimensions(&mut query, by, part.source.release_columns());
+        grouped(&mut query, part.source.kind(), "kind");
+        query
+    };
     let mut usage_of: BTreeMap<CellKey, Counts> = BTreeMap::new();
-    for row in CellRow::all(db, &usage).await? {
-        if let Some(kind) = UsageKind::from_stored(&row.kind) {
-            usage_of
-                .entry(row.key())
-                .or_default()
-                .add_usage(kind, row.total());
+    for part in Part::usage(slice, true) {
+        for row in CellRow::all(db, &summed_by(&part)).await? {
+            if let Some(kind) = UsageKind::from_stored(&row.kind) {
+                usage_of
+                    .entry(row.key())
+                    .or_default()
+                    .add_usage(kind, row.total());
+            }
         }
     }
     let by_event_type = by.contains(&Dimension::EventType);
     let mut cells: BTreeMap<(CellKey, Option<EventType>), Counts> = BTreeMap::new();
-    for row in CellRow::all(db, &reports).await? {
-        let Some(event_type) = EventType::from_stored(&row.kind) else {
-            continue;
-        };
-        let key = row.key();
-        cells
-            .entry((key.clone(), by_event_type.then_some(event_type)))
-            .or_insert_with(|| usage_of.get(&key).copied().unwrap_or_default())
-            .add_reports(event_type, row.total());
+    for part in Part::reports(slice, true) {
+        for row in CellRow::all(db, &summed_by(&part)).await? {
+            let Some(event_type) = EventType::from_stored(&row.kind) else {
+                continue;
+            };
+            let key = row.key();
+            cells
+                .entry((key.clone(), by_event_type.then_some(event_type)))
+                .or_insert_with(|| usage_of.get(&key).copied().unwrap_or_default())
+                .add_reports(event_type, row.total());
+        }
     }
     for (key, usage) in usage_of {
         if !cells.keys().any(|(reported, _)| *reported == key) {
@@ -254,43 +249,33 @@ pub async fn series(
     slice: &Slice,
     bucket_seconds: i64,
 ) -> Result<Vec<(i64, Counts)>, DbErr> {
-    let bucket_of =
-        |table: &str| Expr::cust(format!("{table}.hour - ({table}.hour % {bucket_seconds})"));
-    let by_bucket = |query: &mut SelectStatement, table: &str, kind: Expr| {
+    let by_bucket = |part: &Part| {
+        let mut query = part.summed(app_id, slice);
+        let (table, time) = part.source.time_column();
+        let bucket = Expr::cust(format!(
+            "{table}.{time} - ({table}.{time} % {bucket_seconds})"
+        ));
+        let kind = part.source.kind();
         query
-            .expr_as(bucket_of(table), Alias::new("bucket"))
+            .expr_as(bucket.clone(), Alias::new("bucket"))
             .expr_as(kind.clone(), Alias::new("kind"))
-            .add_group_by([bucket_of(table), kind]);
+            .add_group_by([bucket, kind]);
+        query
     };
-    let mut reports = summed_reports(app_id, slice);
-    let event_type = Expr::col((report_groups::Entity, report_groups::Column::EventType));
-    by_bucket(&mut reports, "report_counts", event_type);
-    let mut usage = summed_usage(app_id, slice);
-    let kind = Expr::col((usage_counts::Entity, usage_counts::Column::Kind));
-    by_bucket(&mut usage, "usage_counts", kind);
-
+    // Buckets of whole days can be summed from days; an hourly bucket needs the hours.
+    let whole_days = bucket_seconds % DAY_SECONDS == 0;
     let backend = db.get_database_backend();
     let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
-    for row in BucketRow::find_by_statement(backend.build(&reports))
-        .all(db)
-        .await?
+    for part in Part::reports(slice, whole_days)
+        .into_iter()
+        .chain(Part::usage(slice, whole_days))
     {
-        if let Some(event_type) = EventType::from_stored(&row.kind) {
-            buckets
-                .entry(row.bucket)
-                .or_default()
-                .add_reports(event_type, non_negative(row.total));
-        }
-    }
-    for row in BucketRow::find_by_statement(backend.build(&usage))
-        .all(db)
-        .await?
-    {
-        if let Some(kind) = UsageKind::from_stored(&row.kind) {
-            buckets
-                .entry(row.bucket)
-                .or_default()
-                .add_usage(kind, non_negative(row.total));
+        for row in BucketRow::find_by_statement(backend.build(&by_bucket(&part)))
+            .all(db)
+            .await?
+        {
+            let counts = buckets.entry(row.bucket).or_default();
+            part.source.add(counts, &row.kind, non_negative(row.total));
         }
     }
     Ok(buckets.into_iter().collect())
@@ -302,18 +287,17 @@ pub async fn last_hour(
     app_id: i64,
     slice: &Slice,
 ) -> Result<Option<i64>, DbErr> {
-    let mut usage = usage_rows(app_id, slice);
-    usage.expr_as(
-        Expr::col((usage_counts::Entity, usage_counts::Column::Hour)).max(),
-        Alias::new("last_hour"),
-    );
-    let mut reports = report_rows(app_id, slice);
-    reports.expr_as(
-        Expr::col((report_counts::Entity, report_counts::Column::Hour)).max(),
-        Alias::new("last_hour"),
-    );
     let mut last = None;
-    for query in [usage, reports] {
+    for part in Part::usage(slice, false)
+        .into_iter()
+        .chain(Part::reports(slice, false))
+    {
+        let mut query = part.rows(app_id, slice);
+        // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
+        // by-time index backwards hoping to meet the release soon, which reads most of the
+        // app for an old release; an expression leaves them the primary key's range.
+        let hour = part.source.time().add(0);
+        query.expr_as(hour.max(), Alias::new("last_hour"));
         if let Some(row) = db.query_one(&query).await? {
             let hour: Option<i64> = row.try_get("", "last_hour")?;
             last = Ord::max(last, hour);
@@ -328,18 +312,17 @@ pub async fn versions_with_usage(
     app_id: i64,
     slice: &Slice,
 ) -> Result<Vec<(String, i64)>, DbErr> {
-    use usage_counts::Column as U;
-    let mut query = usage_rows(app_id, slice);
+    let hours = Part {
+        source: Source::USAGE_HOURS,
+        from: slice.from_hour,
+        until: slice.until,
+    };
+    let mut query = hours.rows(app_id, slice);
+    let [version, ..] = hours.source.release_columns();
     query
-        .expr_as(
-            Expr::col((usage_counts::Entity, U::Version)),
-            Alias::new("version"),
-        )
-        .expr_as(
-            Expr::col((usage_counts::Entity, U::Hour)).min(),
-            Alias::new("first_hour"),
-        )
-        .add_group_by([Expr::col((usage_counts::Entity, U::Version))]);
+        .expr_as(version.clone(), Alias::new("version"))
+        .expr_as(hours.source.time().min(), Alias::new("first_hour"))
+        .add_group_by([version]);
     db.query_all(&query)
         .await?
         .iter()
@@ -349,7 +332,7 @@ pub async fn versions_with_usage(
 
 impl Slice {
     /// The release dimensions on `[version, channel, platform, arch]` columns.
-    fn releases<C: ColumnTrait>(&self, [version, channel, platform, arch]: [C; 4]) -> Condition {
+    fn releases(&self, [version, channel, platform, arch]: [Expr; 4]) -> Condition {
         let mut condition = Condition::all();
         for (column, value) in [
             (version, self.version.as_deref()),
@@ -363,18 +346,6 @@ impl Slice {
         }
         condition
     }
-
-    /// Hours in `from_hour..until`.
-    fn hours<C: ColumnTrait>(&self, hour: C) -> Condition {
-        let mut condition = Condition::all();
-        if let Some(from) = self.from_hour {
-            condition = condition.add(hour.gte(from));
-        }
-        if let Some(until) = self.until {
-            condition = condition.add(hour.lt(until));
-        }
-        condition
-    }
 }
 
 /// The app's groups in the slice's dimensions (hours aside): what the group list shows.
@@ -382,7 +353,7 @@ pub fn group_filter(app_id: i64, slice: &Slice) -> Condition {
     use report_groups::Column as G;
     let mut groups = Condition::all()
         .add(G::AppId.eq(app_id))
-        .add(slice.releases([G::Version, G::Channel, G::Platform, G::Arch]));
+        .add(slice.releases(Source::GroupHours.release_columns()));
     if let Some(event_type) = slice.event_type {
         groups = groups.add(G::EventType.eq(event_type.as_str()));
     }
@@ -392,82 +363,254 @@ pub fn group_filter(app_id: i64, slice: &Slice) -> Condition {
     groups
 }
 
-/// `report_counts` rows of the slice, joined to their group for its dimensions.
-fn report_rows(app_id: i64, slice: &Slice) -> SelectStatement {
-    use report_groups::Column as G;
-    let (g, rc) = (report_groups::Entity, report_counts::Entity);
-    Query::select()
-        .from(rc)
-        .inner_join(
-            g,
-            Condition::all()
-                .add(Expr::col((g, G::AppId)).equals((rc, report_counts::Column::AppId)))
-                .add(Expr::col((g, G::GroupHash)).equals((rc, report_counts::Column::GroupHash))),
+/// A table of counts per app, release, kind and hour or day: what `cells`, `series` and the
+/// gate read.
+#[derive(Clone, Copy)]
+struct RollUp {
+    table: &'static str,
+    /// `event_type` for reports, `kind` for usage.
+    kind: &'static str,
+    /// `hour` or `day`: the start of either in Unix seconds.
+    time: &'static str,
+    /// Narrowed by the slice's event type (reports; usage has none).
+    of_reports: bool,
+}
+
+/// Where counts are read from.
+#[derive(Clone, Copy)]
+enum Source {
+    RollUp(RollUp),
+    /// `report_counts` joined to `report_groups` for the dimensions: a slice of one group,
+    /// whose hours only that table holds.
+    GroupHours,
+}
+
+impl Source {
+    const RELEASE_HOURS: Source = Source::RollUp(RollUp {
+        table: "release_counts",
+        kind: "event_type",
+        time: "hour",
+        of_reports: true,
+    });
+    const RELEASE_DAYS: Source = Source::RollUp(RollUp {
+        table: "release_day_counts",
+        kind: "event_type",
+        time: "day",
+        of_reports: true,
+    });
+    const USAGE_HOURS: Source = Source::RollUp(RollUp {
+        table: "usage_counts",
+        kind: "kind",
+        time: "hour",
+        of_reports: false,
+    });
+    const USAGE_DAYS: Source = Source::RollUp(RollUp {
+        table: "usage_day_counts",
+        kind: "kind",
+        time: "day",
+        of_reports: false,
+    });
+
+    /// The table and column of the start of a row's hour or day.
+    fn time_column(self) -> (&'static str, &'static str) {
+        match self {
+            Source::RollUp(roll_up) => (roll_up.table, roll_up.time),
+            Source::GroupHours => ("report_counts", "hour"),
+        }
+    }
+
+    fn time(self) -> Expr {
+        let (table, time) = self.time_column();
+        column(table, time)
+    }
+
+    fn count(self) -> Expr {
+        column(self.time_column().0, "count")
+    }
+
+    /// The event type or usage kind.
+    fn kind(self) -> Expr {
+        match self {
+            Source::RollUp(roll_up) => column(roll_up.table, roll_up.kind),
+            Source::GroupHours => column("report_groups", "event_type"),
+        }
+    }
+
+    /// Adds `total` of `kind`, as this source stores an event type or usage kind.
+    fn add(self, counts: &mut Counts, kind: &str, total: u64) {
+        let of_reports = match self {
+            Source::RollUp(roll_up) => roll_up.of_reports,
+            Source::GroupHours => true,
+        };
+        if of_reports {
+            if let Some(event_type) = EventType::from_stored(kind) {
+                counts.add_reports(event_type, total);
+            }
+        } else if let Some(kind) = UsageKind::from_stored(kind) {
+            counts.add_usage(kind, total);
+        }
+    }
+
+    /// The `[version, channel, platform, arch]` columns.
+    fn release_columns(self) -> [Expr; 4] {
+        let table = match self {
+            Source::RollUp(roll_up) => roll_up.table,
+            Source::GroupHours => "report_groups",
+        };
+        ["version", "channel", "platform", "arch"].map(|name| column(table, name))
+    }
+}
+
+/// `table.name`.
+fn column(table: &'static str, name: &'static str) -> Expr {
+    Expr::col((Alias::new(table), Alias::new(name)))
+}
+
+/// One source's share of a slice: its rows in `from..until` (start of the hour or day).
+struct Part {
+    source: Source,
+    from: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Part {
+    /// Where the slice's reports are: one group's hours, or the per-release roll-up.
+    fn reports(slice: &Slice, whole_days: bool) -> Vec<Part> {
+        if slice.group_hash.is_some() {
+            return vec![Part {
+                source: Source::GroupHours,
+                from: slice.from_hour,
+                until: slice.until,
+            }];
+        }
+        Part::split(
+            slice,
+            Source::RELEASE_HOURS,
+            Source::RELEASE_DAYS,
+            whole_days,
         )
-        .cond_where(group_filter(app_id, slice))
-        .cond_where(slice.hours(report_counts::Column::Hour))
-        .to_owned()
+    }
+
+    /// Where the slice's usage is (the release's, whatever group the slice is of).
+    fn usage(slice: &Slice, whole_days: bool) -> Vec<Part> {
+        Part::split(slice, Source::USAGE_HOURS, Source::USAGE_DAYS, whole_days)
+    }
+
+    /// The slice's hours, each read once: with `whole_days`, the days it covers whole from
+    /// `days` and the hours before and after them from `hours`; else all from `hours`.
+    fn split(slice: &Slice, hours: Source, days: Source, whole_days: bool) -> Vec<Part> {
+        let (from, until) = (slice.from_hour, slice.until);
+        let all_hours = vec![Part {
+            source: hours,
+            from,
+            until,
+        }];
+        if !whole_days {
+            return all_hours;
+        }
+        // The first day starting at or after `from`, and the day `until` falls in: every
+        // day in between lies wholly in the slice.
+        let first_day = from.map(|from| {
+            let day = from - from.rem_euclid(DAY_SECONDS);
+            if day < from { day + DAY_SECONDS } else { day }
+        });
+        let end_day = until.map(|until| until - until.rem_euclid(DAY_SECONDS));
+        if let (Some(first), Some(end)) = (first_day, end_day)
+            && first >= end
+        {
+            return all_hours;
+        }
+        let mut parts = vec![Part {
+            source: days,
+            from: first_day,
+            until: end_day,
+        }];
+        // The hours before the first whole day and after the last.
+        for edge in [(from, first_day), (end_day, until)] {
+            if let (Some(start), Some(end)) = edge
+                && start < end
+            {
+                parts.push(Part {
+                    source: hours,
+                    from: Some(start),
+                    until: Some(end),
+                });
+            }
+        }
+        parts
+    }
+
+    /// The slice's rows of this part.
+    fn rows(&self, app_id: i64, slice: &Slice) -> SelectStatement {
+        let mut within = Condition::all();
+        if let Some(from) = self.from {
+            within = within.add(self.source.time().gte(from));
+        }
+        if let Some(until) = self.until {
+            within = within.add(self.source.time().lt(until));
+        }
+        match self.source {
+            Source::RollUp(roll_up) => {
+                let mut rows = Condition::all()
+                    .add(column(roll_up.table, "app_id").eq(app_id))
+                    .add(slice.releases(self.source.release_columns()))
+                    .add(within);
+                if roll_up.of_reports
+                    && let Some(event_type) = slice.event_type
+                {
+                    rows = rows.add(self.source.kind().eq(event_type.as_str()));
+                }
+                Query::select()
+                    .from(Alias::new(roll_up.table))
+                    .cond_where(rows)
+                    .to_owned()
+            }
+            Source::GroupHours => {
+                use report_groups::Column as G;
+                let (g, rc) = (report_groups::Entity, report_counts::Entity);
+                Query::select()
+                    .from(rc)
+                    .inner_join(
+                        g,
+                        Condition::all()
+                            .add(
+                                Expr::col((g, G::AppId)).equals((rc, report_counts::Column::AppId)),
+                            )
+                            .add(
+                                Expr::col((g, G::GroupHash))
+                                    .equals((rc, report_counts::Column::GroupHash)),
+                            ),
+                    )
+                    .cond_where(group_filter(app_id, slice))
+                    .cond_where(within)
+                    .to_owned()
+            }
+        }
+    }
+
+    /// The part's rows with `SUM(count)` as `total`.
+    fn summed(&self, app_id: i64, slice: &Slice) -> SelectStatement {
+        let mut query = self.rows(app_id, slice);
+        query.expr_as(bigint_sum(self.source.count()), Alias::new("total"));
+        query
+    }
 }
 
-/// `usage_counts` rows of the slice's releases and hours.
-fn usage_rows(app_id: i64, slice: &Slice) -> SelectStatement {
-    use usage_counts::Column as U;
-    Query::select()
-        .from(usage_counts::Entity)
-        .cond_where(
-            Condition::all()
-                .add(U::AppId.eq(app_id))
-                .add(slice.releases([U::Version, U::Channel, U::Platform, U::Arch]))
-                .add(slice.hours(U::Hour)),
-        )
-        .to_owned()
-}
-
-fn summed_reports(app_id: i64, slice: &Slice) -> SelectStatement {
-    let mut query = report_rows(app_id, slice);
-    query.expr_as(
-        sum_of((report_counts::Entity, report_counts::Column::Count)),
-        Alias::new("total"),
-    );
-    query
-}
-
-fn summed_usage(app_id: i64, slice: &Slice) -> SelectStatement {
-    let mut query = usage_rows(app_id, slice);
-    query.expr_as(
-        sum_of((usage_counts::Entity, usage_counts::Column::Count)),
-        Alias::new("total"),
-    );
-    query
-}
-
-/// `SUM(count)` as a BIGINT: PostgreSQL widens a sum of BIGINTs to NUMERIC.
-fn sum_of(column: impl IntoColumnRef) -> Expr {
-    Expr::col(column).sum().cast_as(Alias::new("BIGINT"))
+/// `SUM(column)` as a BIGINT: PostgreSQL widens a sum of BIGINTs to NUMERIC.
+fn bigint_sum(column: Expr) -> Expr {
+    column.sum().cast_as(Alias::new("BIGINT"))
 }
 
 /// Selects `column` as `alias` and groups by it.
-fn grouped<T, C>(query: &mut SelectStatement, column: (T, C), alias: &'static str)
-where
-    T: Iden + Copy + 'static,
-    C: Iden + Copy + 'static,
-{
+fn grouped(query: &mut SelectStatement, column: Expr, alias: &'static str) {
     query
-        .expr_as(Expr::col(column), Alias::new(alias))
-        .add_group_by([Expr::col(column)]);
+        .expr_as(column.clone(), Alias::new(alias))
+        .add_group_by([column]);
 }
 
-/// `table`'s `[version, channel, platform, arch]` columns under those names: grouped by when
-/// in `by`, else typed NULLs.
-fn release_dimensions<T, C>(
-    query: &mut SelectStatement,
-    by: &[Dimension],
-    table: T,
-    columns: [C; 4],
-) where
-    T: Iden + Copy + 'static,
-    C: Iden + Copy + 'static,
-{
+/// The `[version, channel, platform, arch]` columns under those names: grouped by when in
+/// `by`, else typed NULLs.
+fn release_dimensions(query: &mut SelectStatement, by: &[Dimension], columns: [Expr; 4]) {
     let dimensions = [
         Dimension::Version,
         Dimension::Channel,
@@ -476,7 +619,7 @@ fn release_dimensions<T, C>(
     ];
     for (dimension, column) in dimensions.into_iter().zip(columns) {
         if by.contains(&dimension) {
-            grouped(query, (table, column), dimension.as_str());
+            grouped(query, column, dimension.as_str());
         } else {
             query.expr_as(
                 Expr::cust("CAST(NULL AS TEXT)"),

@@ -80,6 +80,9 @@ struct Args {
     /// With `--read`: timed runs of each query.
     #[arg(long, default_value_t = 20)]
     repeats: usize,
+    /// With `--read`: keep the dataset's database (printing its URL), e.g. for EXPLAIN.
+    #[arg(long)]
+    keep_dataset: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +243,7 @@ async fn bench_reads(args: &Args, binary: &Path, backend: Backend) -> Result<(),
     let db = Database::connect(&database.url).await?;
     let started = std::time::Instant::now();
     dataset.write(&db, APP_NAME).await?;
+    client.reconnect().await?;
     println!(
         "\n### {} — scale {}, dataset written in {:.1} s, {} timed runs per query\n",
         backend.title(),
@@ -251,6 +255,13 @@ async fn bench_reads(args: &Args, binary: &Path, backend: Backend) -> Result<(),
     db.close().await?;
     drop(client);
     server.stop()?;
+    if args.keep_dataset {
+        println!(
+            "\nDataset kept: {} (app id {})",
+            database.url, dataset.app_id
+        );
+        return Ok(());
+    }
     database.remove().await?;
     std::fs::remove_dir_all(&data_dir)?;
     Ok(())

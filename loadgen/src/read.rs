@@ -8,6 +8,7 @@
 //! release (120,000 usage rows, plus succeeded updates every tenth hour). Scale N has N times
 //! the versions over the same 90 days: N times the rows, N times as many releases live at once.
 
+use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -137,6 +138,10 @@ impl Dataset {
         );
         let txn = sea_orm::TransactionTrait::begin(db).await?;
         for statement in [groups, counts, group_totals, usage] {
+            txn.execute_unprepared(&statement).await?;
+        }
+        // The roll-ups the server keeps on ingestion, filled as an upgrade fills them.
+        for statement in migration::roll_up_backfill() {
             txn.execute_unprepared(&statement).await?;
         }
         txn.commit().await?;
@@ -270,16 +275,25 @@ fn items_in(data: &Value) -> usize {
 
 /// One keep-alive connection to `POST /graphql`.
 pub struct GraphQl {
+    addr: SocketAddr,
     sender: SendRequest<Full<Bytes>>,
     authorization: Option<HeaderValue>,
 }
 
 impl GraphQl {
-    pub async fn connect(addr: std::net::SocketAddr) -> Result<GraphQl, BenchError> {
+    pub async fn connect(addr: SocketAddr) -> Result<GraphQl, BenchError> {
         Ok(GraphQl {
+            addr,
             sender: open_connection(addr).await?,
             authorization: None,
         })
+    }
+
+    /// A new connection, keeping the session: the server closes one left idle for long,
+    /// as while the dataset is written.
+    pub async fn reconnect(&mut self) -> Result<(), BenchError> {
+        self.sender = open_connection(self.addr).await?;
+        Ok(())
     }
 
     /// Signs in; later requests carry the session.

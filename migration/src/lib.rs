@@ -5,7 +5,10 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_gate_policies;
 mod m20261202_000001_exactly_once;
+mod m20261203_000001_release_counts;
 mod m20261203_000003_alerts;
+
+pub use m20261203_000001_release_counts::backfill as roll_up_backfill;
 
 pub struct Migrator;
 
@@ -16,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_gate_policies::Migration),
             Box::new(m20261202_000001_exactly_once::Migration),
+            Box::new(m20261203_000001_release_counts::Migration),
             Box::new(m20261203_000003_alerts::Migration),
         ]
     }

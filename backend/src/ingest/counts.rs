@@ -88,10 +88,22 @@ const GROUPS_ON_CONFLICT: &str = "ON CONFLICT (app_id, group_hash) DO UPDATE \
 const HOURS_INSERT: &str = "INSERT INTO report_counts (app_id, group_hash, hour, count)";
 const HOURS_ON_CONFLICT: &str = "ON CONFLICT (app_id, group_hash, hour) DO UPDATE \
      SET count = report_counts.count + excluded.count";
+const RELEASES_INSERT: &str = "INSERT INTO release_counts (app_id, version, channel, platform, \
+     arch, event_type, hour, count)";
+const RELEASES_ON_CONFLICT: &str = "ON CONFLICT (app_id, version, channel, platform, arch, \
+     event_type, hour) DO UPDATE SET count = release_counts.count + excluded.count";
+const RELEASE_DAYS_INSERT: &str = "INSERT INTO release_day_counts (app_id, version, channel, \
+     platform, arch, event_type, day, count)";
+const RELEASE_DAYS_ON_CONFLICT: &str = "ON CONFLICT (app_id, version, channel, platform, arch, \
+     event_type, day) DO UPDATE SET count = release_day_counts.count + excluded.count";
 const USAGE_INSERT: &str =
     "INSERT INTO usage_counts (app_id, version, channel, platform, arch, kind, hour, count)";
 const USAGE_ON_CONFLICT: &str = "ON CONFLICT (app_id, version, channel, platform, arch, kind, \
      hour) DO UPDATE SET count = usage_counts.count + excluded.count";
+const USAGE_DAYS_INSERT: &str = "INSERT INTO usage_day_counts (app_id, version, channel, \
+     platform, arch, kind, day, count)";
+const USAGE_DAYS_ON_CONFLICT: &str = "ON CONFLICT (app_id, version, channel, platform, arch, \
+     kind, day) DO UPDATE SET count = usage_day_counts.count + excluded.count";
 
 const FLUSH_INSERT: &str = "INSERT INTO ingest_flushes (id, created_at)";
 const CLAIMS_INSERT: &str = "INSERT INTO idempotency_keys (app_id, key, answer, created_at)";
@@ -107,7 +119,19 @@ static POSTGRES_FLUSH: LazyLock<String> = LazyLock::new(|| {
              {GROUPS_ON_CONFLICT}), \
          hours AS ({HOURS_INSERT} \
              SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[]) \
-             {HOURS_ON_CONFLICT}) \
+             {HOURS_ON_CONFLICT}), \
+         releases AS ({RELEASES_INSERT} \
+             SELECT * FROM unnest($27::int8[], $28::text[], $29::text[], $30::text[], \
+                 $31::text[], $32::text[], $33::int8[], $34::int8[]) \
+             {RELEASES_ON_CONFLICT}), \
+         release_days AS ({RELEASE_DAYS_INSERT} \
+             SELECT * FROM unnest($35::int8[], $36::text[], $37::text[], $38::text[], \
+                 $39::text[], $40::text[], $41::int8[], $42::int8[]) \
+             {RELEASE_DAYS_ON_CONFLICT}), \
+         usage_days AS ({USAGE_DAYS_INSERT} \
+             SELECT * FROM unnest($43::int8[], $44::text[], $45::text[], $46::text[], \
+                 $47::text[], $48::text[], $49::int8[], $50::int8[]) \
+             {USAGE_DAYS_ON_CONFLICT}) \
          {USAGE_INSERT} \
          SELECT * FROM unnest($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], \
              $22::text[], $23::int8[], $24::int8[]) \
@@ -259,8 +283,9 @@ impl CountStore {
     }
 }
 
-/// A usage row's key columns after `app_id`, in the order of the `usage_counts` columns.
-fn usage_dimensions<'a>(release: &'a Release, kind: &'a str) -> [&'a str; 5] {
+/// A release row's key columns after `app_id`, with `kind` its usage kind or event type, in
+/// the order of the `usage_counts` and `release_counts` columns.
+fn release_dimensions<'a>(release: &'a Release, kind: &'a str) -> [&'a str; 5] {
     [
         &release.version,
         &release.channel,
@@ -285,10 +310,21 @@ struct PostgresRows<'a> {
     hour_hash: Vec<&'a str>,
     hour_start: Vec<i64>,
     hour_count: Vec<i64>,
-    usage_app: Vec<i64>,
-    usage_dims: [Vec<&'a str>; 5],
-    usage_hour: Vec<i64>,
-    usage_count: Vec<i64>,
+    usage: ReleaseRows<'a>,
+    releases: ReleaseRows<'a>,
+    release_days: ReleaseRows<'a>,
+    usage_days: ReleaseRows<'a>,
+}
+
+/// Rows keyed by app, release, a kind (usage kind or event type) and hour or day, column by
+/// column.
+#[derive(Default)]
+struct ReleaseRows<'a> {
+    app: Vec<i64>,
+    dims: [Vec<&'a str>; 5],
+    /// Start of the hour or day.
+    start: Vec<i64>,
+    count: Vec<i64>,
 }
 
 /// A TLS record carries 16 KiB; this leaves room for the message's own framing.
@@ -339,16 +375,25 @@ fn postgres_statements<'a>(folded: &Folded<'a>) -> Vec<PostgresRows<'a>> {
         rows.hour_start.push(*hour);
         rows.hour_count.push(*count);
     }
-    for ((app_id, release, kind, hour), count) in &folded.usage {
-        let dims = usage_dimensions(release, kind);
-        let bytes = dims.iter().map(|d| d.len()).sum::<usize>() + 8 * BYTES_PER_VALUE;
-        let rows = room(&mut statements, bytes);
-        rows.usage_app.push(*app_id);
-        for (column, value) in rows.usage_dims.iter_mut().zip(dims) {
-            column.push(value);
+    type Table<'a> = for<'r> fn(&'r mut PostgresRows<'a>) -> &'r mut ReleaseRows<'a>;
+    let tables: [(_, Table<'a>); 4] = [
+        (&folded.usage, |rows| &mut rows.usage),
+        (&folded.releases, |rows| &mut rows.releases),
+        (&folded.release_days, |rows| &mut rows.release_days),
+        (&folded.usage_days, |rows| &mut rows.usage_days),
+    ];
+    for (folded_rows, table) in tables {
+        for ((app_id, release, kind, start), count) in folded_rows {
+            let dims = release_dimensions(release, kind);
+            let bytes = dims.iter().map(|d| d.len()).sum::<usize>() + 8 * BYTES_PER_VALUE;
+            let rows = table(room(&mut statements, bytes));
+            rows.app.push(*app_id);
+            for (column, value) in rows.dims.iter_mut().zip(dims) {
+                column.push(value);
+            }
+            rows.start.push(*start);
+            rows.count.push(*count);
         }
-        rows.usage_hour.push(*hour);
-        rows.usage_count.push(*count);
     }
     statements
 }
@@ -372,19 +417,29 @@ async fn execute_postgres(
         .bind(rows.hour_app)
         .bind(rows.hour_hash)
         .bind(rows.hour_start)
-        .bind(rows.hour_count)
-        .bind(rows.usage_app);
-    for column in rows.usage_dims {
-        query = query.bind(column);
-    }
-    query
-        .bind(rows.usage_hour)
-        .bind(rows.usage_count)
+        .bind(rows.hour_count);
+    query = rows.usage.bind_to(query);
+    query = query
         .bind(flush.map(|f| f.id).into_iter().collect::<Vec<_>>())
-        .bind(flush.map(|f| f.at).into_iter().collect::<Vec<_>>())
-        .execute(conn)
-        .await?;
+        .bind(flush.map(|f| f.at).into_iter().collect::<Vec<_>>());
+    query = rows.releases.bind_to(query);
+    query = rows.release_days.bind_to(query);
+    rows.usage_days.bind_to(query).execute(conn).await?;
     Ok(())
+}
+
+impl<'a> ReleaseRows<'a> {
+    /// Binds the rows as the next eight array parameters.
+    fn bind_to(
+        self,
+        mut query: sqlx::query::Query<'a, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'a, Postgres, sqlx::postgres::PgArguments> {
+        query = query.bind(self.app);
+        for column in self.dims {
+            query = query.bind(column);
+        }
+        query.bind(self.start).bind(self.count)
+    }
 }
 
 async fn add_postgres(
@@ -493,20 +548,33 @@ async fn add_sqlite(
         },
     )
     .await?;
-    let usage: Vec<_> = folded.usage.iter().collect();
-    upsert_sqlite(
-        &mut txn,
-        &usage,
-        (USAGE_INSERT, USAGE_ON_CONFLICT),
-        |mut row, ((app_id, release, kind, hour), count)| {
-            row.push_bind(*app_id);
-            for value in usage_dimensions(release, kind) {
-                row.push_bind(value);
-            }
-            row.push_bind(*hour).push_bind(**count);
-        },
-    )
-    .await?;
+    for (folded_rows, statement) in [
+        (&folded.usage, (USAGE_INSERT, USAGE_ON_CONFLICT)),
+        (&folded.releases, (RELEASES_INSERT, RELEASES_ON_CONFLICT)),
+        (
+            &folded.release_days,
+            (RELEASE_DAYS_INSERT, RELEASE_DAYS_ON_CONFLICT),
+        ),
+        (
+            &folded.usage_days,
+            (USAGE_DAYS_INSERT, USAGE_DAYS_ON_CONFLICT),
+        ),
+    ] {
+        let rows: Vec<_> = folded_rows.iter().collect();
+        upsert_sqlite(
+            &mut txn,
+            &rows,
+            statement,
+            |mut row, ((app_id, release, kind, start), count)| {
+                row.push_bind(*app_id);
+                for value in release_dimensions(release, kind) {
+                    row.push_bind(value);
+                }
+                row.push_bind(*start).push_bind(**count);
+            },
+        )
+        .await?;
+    }
     txn.commit().await?;
     Ok(counted)
 }

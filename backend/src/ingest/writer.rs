@@ -18,6 +18,7 @@ use super::counts::CountStore;
 use super::payload::Usage;
 use crate::db::WriteGate;
 use crate::model::{GroupKey, Release};
+use crate::rollup::{DAY_SECONDS, HOUR_SECONDS};
 
 /// How many queued requests one flush may take; bounds a transaction's size.
 const MAX_JOBS_PER_FLUSH: usize = 2048;
@@ -217,20 +218,34 @@ pub struct GroupTally<'a> {
     pub last_seen: DateTime<Utc>,
 }
 
+/// A release row's key: app id, release, event type or usage kind, and the start of its hour
+/// or day (Unix seconds).
+pub type ReleaseKey<'a> = (i64, &'a Release, &'a str, i64);
+
 /// One flush's writes, added up: one entry per group, per group and hour, and per release,
-/// kind and hour, so each row is written once per flush however many requests it took.
+/// kind and hour or day, so each row is written once per flush however many requests it took.
 #[derive(Default)]
 pub struct Folded<'a> {
     /// Keyed by app id and group hash.
     pub groups: HashMap<(i64, &'a str), GroupTally<'a>>,
     /// Keyed by app id, group hash and hour (Unix seconds).
     pub hours: HashMap<(i64, &'a str, i64), i64>,
-    /// Keyed by app id, release, usage kind and hour.
-    pub usage: HashMap<(i64, &'a Release, &'a str, i64), i64>,
+    /// Reports per release, event type and hour: the per-release roll-up.
+    pub releases: HashMap<ReleaseKey<'a>, i64>,
+    /// The same per release, event type and day, for reads over many days.
+    pub release_days: HashMap<ReleaseKey<'a>, i64>,
+    /// Usage per release, kind and hour.
+    pub usage: HashMap<ReleaseKey<'a>, i64>,
+    /// The same per release, kind and day.
+    pub usage_days: HashMap<ReleaseKey<'a>, i64>,
 }
 
 fn hour_of(at: DateTime<Utc>) -> i64 {
-    at.timestamp().div_euclid(3600) * 3600
+    at.timestamp().div_euclid(HOUR_SECONDS) * HOUR_SECONDS
+}
+
+fn day_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(DAY_SECONDS) * DAY_SECONDS
 }
 
 pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
@@ -259,12 +274,26 @@ pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
                     .hours
                     .entry((*app_id, hash.as_str(), hour_of(*at)))
                     .or_insert(0) += 1;
+                let event_type = key.event_type.as_str();
+                for (rows, start) in [
+                    (&mut folded.releases, hour_of(*at)),
+                    (&mut folded.release_days, day_of(*at)),
+                ] {
+                    *rows
+                        .entry((*app_id, &key.release, event_type, start))
+                        .or_insert(0) += 1;
+                }
             }
             Write::Usage { app_id, usage, at } => {
-                *folded
-                    .usage
-                    .entry((*app_id, &usage.release, usage.kind.as_str(), hour_of(*at)))
-                    .or_insert(0) += usage.count;
+                let kind = usage.kind.as_str();
+                for (rows, start) in [
+                    (&mut folded.usage, hour_of(*at)),
+                    (&mut folded.usage_days, day_of(*at)),
+                ] {
+                    *rows
+                        .entry((*app_id, &usage.release, kind, start))
+                        .or_insert(0) += usage.count;
+                }
             }
         }
     }
