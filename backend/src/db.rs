@@ -37,8 +37,48 @@ pub async fn connect(url: &str) -> Result<Store, DbErr> {
         // WAL lets readers run beside the single writer; it is a property of the file.
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
     }
-    Migrator::up(&db, None).await?;
+    let lock = StartupLock::acquire(url).await?;
+    let migrated = Migrator::up(&db, None).await;
+    if let Some(lock) = lock {
+        lock.release().await?;
+    }
+    migrated?;
     Ok(Store::new(db, WriteGate::for_url(url)))
+}
+
+/// The key of the PostgreSQL advisory lock that start-up work takes ("rollwatch" in ASCII).
+const STARTUP_LOCK_KEY: i64 = 0x726f_6c6c_7761_7463;
+
+/// On PostgreSQL, a session-level advisory lock held on a connection of its own: replicas
+/// starting together migrate, and create the first admin, one after another; the second then
+/// finds nothing to do. A replica that dies holding it releases it with its connection.
+/// SQLite needs none: its writes already take turns (`Store::begin_write`).
+pub struct StartupLock(DatabaseConnection);
+
+impl StartupLock {
+    pub async fn acquire(url: &str) -> Result<Option<StartupLock>, DbErr> {
+        if is_sqlite(url) {
+            return Ok(None);
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        // One connection: the lock belongs to the session that took it.
+        options
+            .max_connections(1)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(3))
+            .sqlx_logging(false);
+        let conn = Database::connect(options).await?;
+        conn.execute_unprepared(&format!("SELECT pg_advisory_lock({STARTUP_LOCK_KEY})"))
+            .await?;
+        Ok(Some(StartupLock(conn)))
+    }
+
+    pub async fn release(self) -> Result<(), DbErr> {
+        self.0
+            .execute_unprepared(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK_KEY})"))
+            .await?;
+        self.0.close().await
+    }
 }
 
 /// The database as the capabilities use it: reads straight through the pool (it is a

@@ -68,8 +68,15 @@ impl Server {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let db = db::connect(config.database_url.expose_secret()).await?;
-        let first_admin = accounts::ensure_first_admin(&db, &config).await?;
+        let url = config.database_url.expose_secret();
+        let db = db::connect(url).await?;
+        // Two replicas starting on an empty database must not both create a first admin.
+        let lock = db::StartupLock::acquire(url).await?;
+        let first_admin = accounts::ensure_first_admin(&db, &config).await;
+        if let Some(lock) = lock {
+            lock.release().await?;
+        }
+        let first_admin = first_admin?;
         let blobs = BlobStore::from_config(&config.storage)?;
         let secret = jwt::load_or_create_secret(&config)?;
         let listener = TcpListener::bind(config.bind_addr)

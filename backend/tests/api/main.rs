@@ -24,6 +24,7 @@ mod harness;
 mod hostile;
 mod ingest;
 mod postgres_outage;
+mod replicas;
 mod rollup;
 mod schema;
 mod sdk_script;

@@ -289,7 +289,7 @@ impl Replica {
 }
 
 /// `rollwatch serve` in this process with the test's environment over `database_url`.
-async fn start_server(
+pub async fn start_server(
     data_dir: &TempDir,
     database_url: &str,
     vars: &[(&str, &str)],
