@@ -119,6 +119,9 @@ pub struct ReportsConfig {
     pub storage_prefix: String,
     pub rate_limit_per_key_per_minute: u32,
     pub rate_limit_per_device_per_minute: u32,
+    /// Usage messages have their own, higher allowance: losing denominators inflates rates.
+    pub usage_rate_limit_per_key_per_minute: u32,
+    pub usage_rate_limit_per_device_per_minute: u32,
     /// How long a looked-up report key is trusted before the database is asked again,
     /// which bounds how long a revoked key keeps working.
     pub key_cache_ttl: Duration,
@@ -370,6 +373,18 @@ impl ReportsConfig {
             rate_limit_per_device_per_minute: vars.bounded(
                 "REPORTS_RATE_LIMIT_PER_DEVICE_PER_MINUTE",
                 20,
+                1,
+                10_000_000,
+            )?,
+            usage_rate_limit_per_key_per_minute: vars.bounded(
+                "USAGE_RATE_LIMIT_PER_KEY_PER_MINUTE",
+                1000,
+                1,
+                10_000_000,
+            )?,
+            usage_rate_limit_per_device_per_minute: vars.bounded(
+                "USAGE_RATE_LIMIT_PER_DEVICE_PER_MINUTE",
+                60,
                 1,
                 10_000_000,
             )?,

@@ -27,5 +27,6 @@ pub mod sdk_script;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod throttled;
 pub mod users;
 pub mod web;

@@ -24,14 +24,17 @@ use crate::error::{ApiError, ServiceError};
 use crate::graphql;
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
-use crate::ratelimit::RateLimits;
+use crate::ratelimit::{Allowance, RateLimits};
 use crate::state::{AppState, Shared};
+use crate::throttled::ThrottledTally;
 use crate::{alerts, db, downloads, ingest, listen, retention, sdk_script, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
 const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 const FORGET_IDLE_LIMITS_EVERY: Duration = Duration::from_secs(60);
+/// How long refusals may pile up in memory before they are counted in the database.
+const COUNT_THROTTLED_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -90,9 +93,16 @@ impl Server {
         let state = AppState::new(Shared {
             keys: KeyCache::new(config.reports.key_cache_ttl),
             limits: RateLimits::new(
-                config.reports.rate_limit_per_key_per_minute,
-                config.reports.rate_limit_per_device_per_minute,
+                Allowance {
+                    per_key: config.reports.rate_limit_per_key_per_minute,
+                    per_device: config.reports.rate_limit_per_device_per_minute,
+                },
+                Allowance {
+                    per_key: config.reports.usage_rate_limit_per_key_per_minute,
+                    per_device: config.reports.usage_rate_limit_per_device_per_minute,
+                },
             ),
+            throttled: ThrottledTally::default(),
             config,
             db,
             writer,
@@ -129,6 +139,7 @@ impl Server {
         let background = [
             tokio::spawn(sweep_blobs(state.clone())),
             tokio::spawn(forget_idle_limits(state.clone())),
+            tokio::spawn(count_throttled_forever(state.clone())),
             tokio::spawn(alerts::evaluate_forever(state.clone())),
             tokio::spawn(alerts::deliver_forever(state.clone())),
         ];
@@ -140,6 +151,7 @@ impl Server {
             task.abort();
             let _ = task.await;
         }
+        flush_throttled(&state).await;
         let db = state.db.clone();
         // The last handle to the writer goes with the state; the writer then drains and ends.
         drop(state);
@@ -218,6 +230,21 @@ async fn sweep_blobs(state: AppState) {
             Ok(rows) => tracing::info!(rows, "old idempotency keys and flush ids forgotten"),
             Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
         }
+    }
+}
+
+/// Adds the refusals counted in memory to `throttled_counts`, every few seconds.
+async fn count_throttled_forever(state: AppState) {
+    let mut every = tokio::time::interval(COUNT_THROTTLED_EVERY);
+    loop {
+        every.tick().await;
+        flush_throttled(&state).await;
+    }
+}
+
+async fn flush_throttled(state: &AppState) {
+    if let Err(e) = state.throttled.flush(&state.db).await {
+        tracing::warn!(error = %e, "counting throttled requests failed; kept for the next try");
     }
 }
 

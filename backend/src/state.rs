@@ -13,6 +13,7 @@ use crate::db::Store;
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
+use crate::throttled::ThrottledTally;
 
 pub struct Shared {
     pub config: Config,
@@ -21,6 +22,8 @@ pub struct Shared {
     pub db: Store,
     pub keys: KeyCache,
     pub limits: RateLimits,
+    /// What the limits refused, per app and hour, until it is flushed to the database.
+    pub throttled: ThrottledTally,
     pub writer: Writer,
     pub blobs: BlobStore,
     pub sessions: SessionKeys,

@@ -19,5 +19,6 @@ pub mod report_blobs;
 pub mod report_counts;
 pub mod report_groups;
 pub mod report_keys;
+pub mod throttled_counts;
 pub mod usage_counts;
 pub mod users;

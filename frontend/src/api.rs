@@ -49,6 +49,41 @@ pub enum Role {
     Member,
 }
 
+/// A release's (or a cell's) verdict, as the gate decides it (docs/gating.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GateVerdict {
+    Pass,
+    Fail,
+    InsufficientData,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GateMetricStatus {
+    Pass,
+    Fail,
+    InsufficientData,
+    NotMeasured,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(clippy::enum_variant_names)] // the schema's names
+pub enum GateMetric {
+    CrashRate,
+    UpdateFailureRate,
+    InstallFailureRate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BaselineExposure {
+    LastWindow,
+    SameHours,
+    FirstSessions,
+}
+
 macro_rules! operations {
     ($($operation:ident),* $(,)?) => {$(
         #[derive(GraphQLQuery)]
@@ -57,7 +92,16 @@ macro_rules! operations {
             query_path = "graphql/operations.graphql",
             response_derives = "Debug, Clone, PartialEq",
             variables_derives = "Debug, Clone",
-            extern_enums("EventType", "Dimension", "Interval", "Role"),
+            extern_enums(
+                "EventType",
+                "Dimension",
+                "Interval",
+                "Role",
+                "GateVerdict",
+                "GateMetricStatus",
+                "GateMetric",
+                "BaselineExposure"
+            ),
             skip_serializing_none
         )]
         pub struct $operation;
@@ -218,23 +262,34 @@ mod tests {
 
     #[test]
     fn data_is_read_into_the_generated_types() {
-        let body = r#"{"data":{
-            "app":{"id":"7","name":"editor","reportsEnabled":true,"reportKey":null},
-            "rolloutHealth":[{"version":"1.0.0","channel":"stable","platform":null,"arch":null,
+        let cell = r#"{"version":"1.0.0","channel":"stable","platform":null,"arch":null,
               "reports":3,"crashes":2,"updateFailures":1,"installFailures":0,"sessions":100,
-              "updatesSucceeded":9,"installsSucceeded":0,"crashRate":0.02,
-              "updateFailureRate":0.1,"installFailureRate":null}],
-            "timeSeries":[{"at":"2026-11-22T10:00:00+00:00","reports":3}],
-            "topGroups":{"nodes":[{"groupHash":"ab","version":"1.0.0","channel":"stable",
+              "updatesSucceeded":9,"installsSucceeded":0,"verdict":"INSUFFICIENT_DATA",
+              "judged":[{"metric":"CRASH_RATE","status":"INSUFFICIENT_DATA",
+                "current":{"lower":0.001,"upper":0.09}}]}"#;
+        let body = format!(
+            r#"{{"data":{{
+            "app":{{"id":"7","name":"editor","reportsEnabled":true,"reportKey":null}},
+            "rolloutHealth":[{cell}],
+            "totals":[{cell}],
+            "throttled":[{{"reports":4,"usage":0}}],
+            "timeSeries":[{{"at":"2026-11-22T10:00:00+00:00","reports":3}}],
+            "topGroups":{{"nodes":[{{"groupHash":"ab","version":"1.0.0","channel":"stable",
               "platform":"linux","arch":"x86_64","eventType":"CRASH","reason":"SIGSEGV",
               "count":2,"firstSeen":"2026-11-22T10:00:00+00:00",
-              "lastSeen":"2026-11-22T10:00:00+00:00","blobCount":1}]},
-            "allTime":{"totalCount":1},
-            "gatePolicy":{"crashRate":{"maxRate":0.02},"updateFailureRate":{"maxRate":0.05},
-              "installFailureRate":{"maxRate":null}}}}"#;
-        let data: Data = read_answer(200, body).expect("data");
+              "lastSeen":"2026-11-22T10:00:00+00:00","blobCount":1}}]}},
+            "allTime":{{"totalCount":1}},
+            "gatePolicy":{{"crashRate":{{"maxRate":0.02}},"updateFailureRate":{{"maxRate":0.05}},
+              "installFailureRate":{{"maxRate":null}}}}}}}}"#
+        );
+        let data: Data = read_answer(200, &body).expect("data");
         assert_eq!(data.app.name, "editor");
-        assert_eq!(data.rollout_health[0].crash_rate, Some(0.02));
+        assert_eq!(data.totals[0].verdict, GateVerdict::InsufficientData);
+        assert_eq!(
+            data.rollout_health[0].judged[0].status,
+            GateMetricStatus::InsufficientData
+        );
+        assert_eq!(data.throttled[0].reports, 4);
         assert_eq!(data.top_groups.nodes[0].event_type, Some(EventType::Crash));
         assert_eq!(data.gate_policy.install_failure_rate.max_rate, None);
     }

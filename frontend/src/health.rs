@@ -1,4 +1,7 @@
-//! Rates judged against the gate policy's limits (DESIGN §8), for colouring cells.
+//! Rates judged against the gate policy's limits (DESIGN §8), for colouring cells: the gate's
+//! own judgement, which the server sends with every cell.
+
+use crate::api::{GateMetricStatus, GateVerdict};
 
 /// Limits on the three rates; a missing limit is not checked.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -6,17 +9,6 @@ pub struct Limits {
     pub crash_rate: Option<f64>,
     pub update_failure_rate: Option<f64>,
     pub install_failure_rate: Option<f64>,
-}
-
-impl Limits {
-    /// The default gate policy of every app (docs/gating.md): 2 % crashes per session, 5 %
-    /// failed updates and installs per attempt.
-    #[cfg(test)]
-    pub const DEFAULT_POLICY: Limits = Limits {
-        crash_rate: Some(0.02),
-        update_failure_rate: Some(0.05),
-        install_failure_rate: Some(0.05),
-    };
 }
 
 /// The `Limits` of a `PolicyLimits` fragment, whichever operation's copy of it `policy` is.
@@ -31,32 +23,36 @@ macro_rules! limits_of {
 }
 pub(crate) use limits_of;
 
-/// Above this share of its limit a rate is a warning: close enough to watch.
-const WARN_SHARE_OF_LIMIT: f64 = 0.5;
-
-/// How a rate stands against its limit, worst last (so `max` picks the worst).
+/// How a rate stands against its limit, as the gate judges it, worst last (so `max` picks
+/// the worst). Never from a point estimate alone: a handful of crashes on thin data is
+/// undecided, not over the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
-    /// No denominator (no usage sent) or no limit: nothing to judge.
+    /// Nothing measured (no usage sent) or no limit: nothing to judge.
     Unknown,
+    /// Credibly within the limit.
     Good,
+    /// Not enough data to say either way.
     Warn,
+    /// Credibly over the limit.
     Bad,
 }
 
 impl Tier {
-    pub fn of(rate: Option<f64>, limit: Option<f64>) -> Tier {
-        match (rate, limit) {
-            (Some(rate), Some(limit)) if rate.is_finite() => {
-                if rate > limit {
-                    Tier::Bad
-                } else if rate > limit * WARN_SHARE_OF_LIMIT {
-                    Tier::Warn
-                } else {
-                    Tier::Good
-                }
-            }
-            _ => Tier::Unknown,
+    pub fn of_status(status: GateMetricStatus) -> Tier {
+        match status {
+            GateMetricStatus::Pass => Tier::Good,
+            GateMetricStatus::Fail => Tier::Bad,
+            GateMetricStatus::InsufficientData => Tier::Warn,
+            GateMetricStatus::NotMeasured => Tier::Unknown,
+        }
+    }
+
+    pub fn of_verdict(verdict: GateVerdict) -> Tier {
+        match verdict {
+            GateVerdict::Pass => Tier::Good,
+            GateVerdict::Fail => Tier::Bad,
+            GateVerdict::InsufficientData => Tier::Warn,
         }
     }
 
@@ -74,8 +70,8 @@ impl Tier {
     pub fn label(self) -> &'static str {
         match self {
             Tier::Unknown => "no data",
-            Tier::Good => "healthy",
-            Tier::Warn => "near limit",
+            Tier::Good => "within limit",
+            Tier::Warn => "undecided",
             Tier::Bad => "over limit",
         }
     }
@@ -86,20 +82,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rates_are_judged_against_their_limit() {
-        let limit = Limits::DEFAULT_POLICY.crash_rate;
-        assert_eq!(Tier::of(Some(0.0), limit), Tier::Good);
-        assert_eq!(Tier::of(Some(0.01), limit), Tier::Good);
-        assert_eq!(Tier::of(Some(0.011), limit), Tier::Warn);
-        assert_eq!(Tier::of(Some(0.02), limit), Tier::Warn);
-        assert_eq!(Tier::of(Some(0.021), limit), Tier::Bad);
-    }
-
-    #[test]
-    fn without_a_rate_or_a_limit_nothing_is_judged() {
-        assert_eq!(Tier::of(None, Some(0.02)), Tier::Unknown);
-        assert_eq!(Tier::of(Some(0.5), None), Tier::Unknown);
-        assert_eq!(Tier::of(Some(f64::NAN), Some(0.02)), Tier::Unknown);
+    fn tiers_follow_the_gate_never_the_point_estimate() {
+        assert_eq!(Tier::of_status(GateMetricStatus::Pass), Tier::Good);
+        assert_eq!(Tier::of_status(GateMetricStatus::Fail), Tier::Bad);
+        assert_eq!(
+            Tier::of_status(GateMetricStatus::InsufficientData).label(),
+            "undecided"
+        );
+        assert_eq!(
+            Tier::of_status(GateMetricStatus::NotMeasured),
+            Tier::Unknown
+        );
+        assert_eq!(Tier::of_verdict(GateVerdict::InsufficientData), Tier::Warn);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The rollout matrix: `rolloutHealth` cells pivoted into versions (newest first) × channels,
-//! each with its platform or architecture breakdown, and the rate the view is about.
+//! each with its platform or architecture breakdown, and the rate the view is about, coloured
+//! by the gate's judgement of that rate (sent with each cell).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use crate::api::EventType;
-use crate::api::rollout_page::RolloutPageRolloutHealth as HealthCell;
+use crate::api::rollout_page::HealthFields as HealthCell;
+use crate::api::{EventType, GateMetric, GateMetricStatus};
 use crate::health::{Limits, Tier};
 use crate::view_state::Breakdown;
 
@@ -52,6 +53,14 @@ impl Metric {
         }
     }
 
+    fn gate_metric(self) -> GateMetric {
+        match self {
+            Metric::Crash => GateMetric::CrashRate,
+            Metric::UpdateFailure => GateMetric::UpdateFailureRate,
+            Metric::InstallFailure => GateMetric::InstallFailureRate,
+        }
+    }
+
     /// (failures, attempts) of a cell for this metric.
     fn counts(self, cell: &HealthCell) -> (i64, i64) {
         match self {
@@ -68,20 +77,39 @@ impl Metric {
     }
 }
 
-/// Counts of one cell or one line of its breakdown.
+/// Counts of one cell or one line of its breakdown, with the gate's judgement of its rate.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tally {
     pub reports: i64,
     pub failures: i64,
     /// The metric's denominator: sessions or attempts.
     pub usage: i64,
+    /// The gate's status for the rate; `None` when the server judged nothing.
+    pub status: Option<GateMetricStatus>,
+    /// Its time-uniform bounds at the policy's confidence.
+    pub bounds: (Option<f64>, Option<f64>),
 }
 
 impl Tally {
-    fn add(&mut self, other: &Tally) {
-        self.reports += other.reports;
-        self.failures += other.failures;
-        self.usage += other.usage;
+    fn of(cell: &HealthCell, metric: Metric) -> Tally {
+        let (failures, usage) = metric.counts(cell);
+        let judged = cell
+            .judged
+            .iter()
+            .find(|judged| judged.metric == metric.gate_metric());
+        Tally {
+            reports: cell.reports,
+            failures,
+            usage,
+            status: judged.map(|judged| judged.status),
+            bounds: judged.map_or((None, None), |judged| {
+                (judged.current.lower, judged.current.upper)
+            }),
+        }
+    }
+
+    pub fn tier(&self) -> Tier {
+        self.status.map_or(Tier::Unknown, Tier::of_status)
     }
 
     pub fn rate(&self) -> Option<f64> {
@@ -105,26 +133,40 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    pub fn build(cells: &[HealthCell], breakdown: Breakdown, metric: Metric) -> Matrix {
-        let mut pivot: BTreeMap<(String, String), MatrixCell> = BTreeMap::new();
-        for cell in cells {
-            let version = cell.version.clone().unwrap_or_default();
-            let channel = cell.channel.clone().unwrap_or_default();
-            let (failures, usage) = metric.counts(cell);
-            let tally = Tally {
-                reports: cell.reports,
-                failures,
-                usage,
-            };
-            let entry = pivot.entry((version, channel)).or_default();
-            entry.total.add(&tally);
+    /// `totals` by version and channel; `parts` by those and the breakdown's dimension.
+    pub fn build(
+        totals: &[HealthCell],
+        parts: &[HealthCell],
+        breakdown: Breakdown,
+        metric: Metric,
+    ) -> Matrix {
+        let key = |cell: &HealthCell| {
+            (
+                cell.version.clone().unwrap_or_default(),
+                cell.channel.clone().unwrap_or_default(),
+            )
+        };
+        let mut pivot: BTreeMap<(String, String), MatrixCell> = totals
+            .iter()
+            .map(|cell| {
+                let total = Tally::of(cell, metric);
+                (
+                    key(cell),
+                    MatrixCell {
+                        total,
+                        parts: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for cell in parts {
             let part = match breakdown {
                 Breakdown::None => None,
                 Breakdown::Platform => cell.platform.clone(),
                 Breakdown::Arch => cell.arch.clone(),
             };
-            if let Some(part) = part {
-                entry.parts.push((part, tally));
+            if let (Some(part), Some(entry)) = (part, pivot.get_mut(&key(cell))) {
+                entry.parts.push((part, Tally::of(cell, metric)));
             }
         }
         for cell in pivot.values_mut() {
@@ -151,10 +193,6 @@ impl Matrix {
 
     pub fn cell(&self, version: &str, channel: &str) -> Option<&MatrixCell> {
         self.cells.get(&(version.to_owned(), channel.to_owned()))
-    }
-
-    pub fn tier(&self, tally: &Tally, limits: &Limits) -> Tier {
-        Tier::of(tally.rate(), self.metric.limit(limits))
     }
 }
 
@@ -221,18 +259,20 @@ fn chunks(text: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::GateVerdict;
+    use crate::api::rollout_page::{HealthFieldsJudged, HealthFieldsJudgedCurrent};
 
     fn cell(
         version: &str,
-        channel: &str,
-        platform: &str,
+        channel: Option<&str>,
+        platform: Option<&str>,
         crashes: i64,
         sessions: i64,
     ) -> HealthCell {
         HealthCell {
             version: Some(version.to_owned()),
-            channel: Some(channel.to_owned()),
-            platform: Some(platform.to_owned()),
+            channel: channel.map(str::to_owned),
+            platform: platform.map(str::to_owned),
             arch: None,
             reports: crashes + 1,
             crashes,
@@ -241,10 +281,38 @@ mod tests {
             sessions,
             updates_succeeded: 9,
             installs_succeeded: 0,
-            crash_rate: None,
-            update_failure_rate: None,
-            install_failure_rate: None,
+            verdict: GateVerdict::InsufficientData,
+            judged: vec![HealthFieldsJudged {
+                metric: GateMetric::UpdateFailureRate,
+                status: GateMetricStatus::InsufficientData,
+                current: HealthFieldsJudgedCurrent {
+                    lower: Some(0.01),
+                    upper: Some(0.4),
+                },
+            }],
         }
+    }
+
+    /// The totals of `parts`, as the server sums them by version and channel.
+    fn totals(parts: &[HealthCell]) -> Vec<HealthCell> {
+        let mut totals: Vec<HealthCell> = Vec::new();
+        for part in parts {
+            match totals
+                .iter_mut()
+                .find(|t| t.version == part.version && t.channel == part.channel)
+            {
+                Some(total) => {
+                    total.reports += part.reports;
+                    total.crashes += part.crashes;
+                    total.sessions += part.sessions;
+                }
+                None => totals.push(HealthCell {
+                    platform: None,
+                    ..part.clone()
+                }),
+            }
+        }
+        totals
     }
 
     #[test]
@@ -274,22 +342,22 @@ mod tests {
     #[test]
     fn cells_are_pivoted_and_summed_over_the_breakdown() {
         let cells = [
-            cell("1.0.0", "beta", "linux", 1, 100),
-            cell("1.0.0", "stable", "windows", 3, 100),
-            cell("1.0.0", "stable", "macos", 1, 300),
-            cell("1.1.0", "stable", "windows", 0, 0),
+            cell("1.0.0", Some("beta"), Some("linux"), 1, 100),
+            cell("1.0.0", Some("stable"), Some("windows"), 3, 100),
+            cell("1.0.0", Some("stable"), Some("macos"), 1, 300),
+            cell("1.1.0", Some("stable"), Some("windows"), 0, 0),
         ];
-        let matrix = Matrix::build(&cells, Breakdown::Platform, Metric::Crash);
+        let matrix = Matrix::build(&totals(&cells), &cells, Breakdown::Platform, Metric::Crash);
         assert_eq!(matrix.versions, ["1.1.0", "1.0.0"]);
         assert_eq!(matrix.channels, ["stable", "beta"]);
         let stable = matrix.cell("1.0.0", "stable").expect("cell");
         assert_eq!(
-            stable.total,
-            Tally {
-                reports: 6,
-                failures: 4,
-                usage: 400
-            }
+            (
+                stable.total.reports,
+                stable.total.failures,
+                stable.total.usage
+            ),
+            (6, 4, 400)
         );
         assert_eq!(stable.total.rate(), Some(0.01));
         let parts: Vec<&str> = stable.parts.iter().map(|(p, _)| p.as_str()).collect();
@@ -303,9 +371,9 @@ mod tests {
 
     #[test]
     fn the_metric_follows_the_event_filter_and_counts_attempts() {
-        let cells = [cell("1.0.0", "stable", "linux", 1, 100)];
+        let cells = [cell("1.0.0", Some("stable"), None, 1, 100)];
         let metric = Metric::for_event(Some(EventType::UpdateFailed));
-        let matrix = Matrix::build(&cells, Breakdown::None, metric);
+        let matrix = Matrix::build(&cells, &cells, Breakdown::None, metric);
         let total = &matrix.cell("1.0.0", "stable").expect("cell").total;
         assert_eq!((total.failures, total.usage), (1, 10));
         assert!(
@@ -315,7 +383,15 @@ mod tests {
                 .parts
                 .is_empty()
         );
-        assert_eq!(matrix.tier(total, &Limits::DEFAULT_POLICY), Tier::Bad);
+        // Coloured by the gate's status, sent by the server, not by the 10 % point estimate.
+        assert_eq!(total.tier(), Tier::Warn);
+        assert_eq!(total.bounds, (Some(0.01), Some(0.4)));
         assert_eq!(Metric::for_event(None), Metric::Crash);
+        // No judgement of the crash rate was sent: nothing to colour by.
+        let crashes = Matrix::build(&cells, &cells, Breakdown::None, Metric::Crash);
+        assert_eq!(
+            crashes.cell("1.0.0", "stable").expect("cell").total.tier(),
+            Tier::Unknown
+        );
     }
 }

@@ -7,6 +7,7 @@ mod m20261122_000002_gate_policies;
 mod m20261202_000001_exactly_once;
 mod m20261203_000001_release_counts;
 mod m20261203_000003_alerts;
+mod m20261204_000001_throttled_counts;
 
 pub use m20261203_000001_release_counts::backfill as roll_up_backfill;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_exactly_once::Migration),
             Box::new(m20261203_000001_release_counts::Migration),
             Box::new(m20261203_000003_alerts::Migration),
+            Box::new(m20261204_000001_throttled_counts::Migration),
         ]
     }
 }

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use super::evaluate::{GateResult, MetricResult, MetricStatus, Verdict};
 use super::percent;
+use super::policy::BaselineExposure;
+use crate::model::Metric;
 
 /// The exit code of a run that could not reach a verdict.
 pub const EXIT_ERROR: u8 = 3;
@@ -111,15 +113,18 @@ const RELEASE_GATE: &str = "query ReleaseGate($appId: ID!, $version: String!, $c
     $platform: String, $arch: String, $baseline: String) {
   releaseGate(appId: $appId, version: $version, channel: $channel, platform: $platform, \
     arch: $arch, baseline: $baseline) {
-    verdict reasons baselineVersion confidence
+    verdict reasons baselineVersion confidence failConfidence baselineExposure
     window { from to }
     baselineWindow { from to }
-    metrics {
-      metric status relativeChange maxRate maxRegression minSample test ratioLower ratioUpper reasons
-      current { events trials rate lower upper }
-      baseline { events trials rate lower upper }
-    }
+    throttled { reports usage }
+    metrics { ...Metric }
+    slices { platform arch name verdict confidence metrics { ...Metric } }
   }
+}
+fragment Metric on GateMetricResult {
+  metric status relativeChange maxRate maxRegression minSample test ratioLower ratioUpper reasons
+  current { events trials rate lower upper }
+  baseline { events trials rate lower upper }
 }";
 
 const APPS: &str = "query { apps { id name } }";
@@ -291,10 +296,19 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
     );
     let _ = writeln!(
         out,
-        "{baseline} · window {window} · confidence {}\n",
+        "{baseline} ({}) · window {window} · confidence {}\n",
+        exposure_words(result.baseline_exposure),
         percent(result.confidence)
     );
-    let bounds = format!("BOUNDS ({})", percent(result.confidence));
+    let bounds = if result.fail_confidence > result.confidence {
+        format!(
+            "BOUNDS ({} / {})",
+            percent(result.fail_confidence),
+            percent(result.confidence)
+        )
+    } else {
+        format!("BOUNDS ({})", percent(result.confidence))
+    };
     let header = [
         "METRIC",
         "STATUS",
@@ -305,6 +319,66 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
         "CHANGE",
     ];
     let rows: Vec<[String; 7]> = result.metrics.iter().map(row).collect();
+    table(&mut out, &header, &rows);
+    if !result.slices.is_empty() {
+        let header = [
+            "SLICE",
+            "VERDICT",
+            "CRASH RATE",
+            "BOUNDS",
+            "CRASHES/SESSIONS",
+            "BASELINE",
+            "CHANGE",
+        ];
+        let rows: Vec<[String; 7]> = result
+            .slices
+            .iter()
+            .filter_map(|slice| {
+                let crash = slice
+                    .metrics
+                    .iter()
+                    .find(|m| m.metric == Metric::CrashRate)?;
+                let mut cells = row(crash);
+                cells[0] = slice.name.clone();
+                cells[1] = verdict_word(slice.verdict).to_owned();
+                Some(cells)
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nSlices (each at {} confidence, sharing the error budget):",
+            result
+                .slices
+                .first()
+                .map_or_else(String::new, |s| percent(s.confidence))
+        );
+        table(&mut out, &header, &rows);
+    }
+    let _ = writeln!(out, "\nVerdict: {}", verdict_word(result.verdict));
+    for reason in &result.reasons {
+        let _ = writeln!(out, "  - {reason}");
+    }
+    out
+}
+
+fn exposure_words(exposure: BaselineExposure) -> &'static str {
+    match exposure {
+        BaselineExposure::LastWindow => "its last window",
+        BaselineExposure::SameHours => "the same hours",
+        BaselineExposure::FirstSessions => "its first sessions",
+    }
+}
+
+fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::InsufficientData => "INSUFFICIENT_DATA",
+    }
+}
+
+/// `rows` under `header`, in columns as wide as their widest cell.
+fn table(out: &mut String, header: &[&str; 7], rows: &[[String; 7]]) {
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -322,21 +396,11 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
             .collect();
         padded.join("  ").trim_end().to_owned()
     };
-    let _ = writeln!(out, "{}", line(&header));
-    for row in &rows {
+    let _ = writeln!(out, "{}", line(header));
+    for row in rows {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         let _ = writeln!(out, "{}", line(&cells));
     }
-    let verdict = match result.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::InsufficientData => "INSUFFICIENT_DATA",
-    };
-    let _ = writeln!(out, "\nVerdict: {verdict}");
-    for reason in &result.reasons {
-        let _ = writeln!(out, "  - {reason}");
-    }
-    out
 }
 
 fn row(metric: &MetricResult) -> [String; 7] {

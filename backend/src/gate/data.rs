@@ -1,12 +1,14 @@
 //! The counts the gate reads, through the one roll-up: a version of a channel (optionally one
 //! platform and architecture) over the window of hours up to its last hour with any data.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::baseline::VersionSeen;
-use super::evaluate::{Measured, Window};
-use crate::model::{Arch, Counts, Platform};
+use super::evaluate::{Measured, SliceKey, Window};
+use crate::model::{Arch, Counts, Dimension, Platform};
 use crate::rollup::{self, HOUR_SECONDS, Slice};
 
 /// The slice of an app's data a gate looks at; the version varies, the rest does not.
@@ -46,6 +48,52 @@ pub async fn versions_seen(
         .collect())
 }
 
+/// The `window_hours` up to the version's last hour with any data; `None` without data.
+pub async fn last_window(
+    db: &impl ConnectionTrait,
+    selection: Selection<'_>,
+    version: &str,
+    window_hours: u32,
+) -> Result<Option<Window>, DbErr> {
+    let slice = selection.slice(Some(version));
+    let Some(last_hour) = rollup::last_hour(db, selection.app_id, &slice).await? else {
+        return Ok(None);
+    };
+    let first_hour = last_hour - (i64::from(window_hours) - 1) * HOUR_SECONDS;
+    Ok(window(first_hour, last_hour + HOUR_SECONDS))
+}
+
+/// The hours from `first_hour` until the version had `sessions` sessions (all its hours
+/// with data when it never had that many); `None` without usage.
+pub async fn first_sessions_window(
+    db: &impl ConnectionTrait,
+    selection: Selection<'_>,
+    version: &str,
+    first_hour: i64,
+    sessions: u64,
+) -> Result<Option<Window>, DbErr> {
+    let mut slice = selection.slice(Some(version));
+    slice.from_hour = Some(first_hour);
+    let hours = rollup::series(db, selection.app_id, &slice, HOUR_SECONDS).await?;
+    let mut seen = 0;
+    let mut last = None;
+    for (hour, counts) in hours {
+        seen += counts.sessions;
+        last = Some(hour);
+        if seen >= sessions {
+            break;
+        }
+    }
+    Ok(last.and_then(|last| window(first_hour, last + HOUR_SECONDS)))
+}
+
+fn window(first_hour: i64, until: i64) -> Option<Window> {
+    Some(Window {
+        from: DateTime::<Utc>::from_timestamp(first_hour, 0)?,
+        to: DateTime::<Utc>::from_timestamp(until, 0)?,
+    })
+}
+
 /// The version's counts over the `window_hours` up to its last hour with any data.
 pub async fn measure(
     db: &impl ConnectionTrait,
@@ -53,31 +101,77 @@ pub async fn measure(
     version: &str,
     window_hours: u32,
 ) -> Result<Measured, DbErr> {
-    let nothing = Measured {
-        version: version.to_owned(),
-        window: None,
-        counts: Counts::default(),
-        sliced_alike: true,
+    let window = last_window(db, selection, version, window_hours).await?;
+    measure_in(db, selection, version, window).await
+}
+
+/// The version's counts over `window` (nothing without one).
+pub async fn measure_in(
+    db: &impl ConnectionTrait,
+    selection: Selection<'_>,
+    version: &str,
+    window: Option<Window>,
+) -> Result<Measured, DbErr> {
+    let Some(window) = window else {
+        return Ok(Measured {
+            version: version.to_owned(),
+            window: None,
+            counts: Counts::default(),
+            sliced_alike: true,
+        });
     };
-    let mut slice = selection.slice(Some(version));
-    let Some(last_hour) = rollup::last_hour(db, selection.app_id, &slice).await? else {
-        return Ok(nothing);
-    };
-    let first_hour = last_hour - (i64::from(window_hours) - 1) * HOUR_SECONDS;
-    let until = last_hour + HOUR_SECONDS;
-    let (Some(from), Some(to)) = (
-        DateTime::<Utc>::from_timestamp(first_hour, 0),
-        DateTime::<Utc>::from_timestamp(until, 0),
-    ) else {
-        return Ok(nothing);
-    };
-    slice.from_hour = Some(first_hour);
-    slice.until = Some(until);
+    let slice = selection.windowed(version, window);
     let totals = rollup::totals(db, selection.app_id, &slice).await?;
     Ok(Measured {
         version: version.to_owned(),
-        window: Some(Window { from, to }),
+        window: Some(window),
         counts: totals.counts,
         sliced_alike: totals.sliced_alike,
     })
+}
+
+/// The version's platform, arch and platform × arch slices with data over `window`, each
+/// with its counts.
+pub async fn slices(
+    db: &impl ConnectionTrait,
+    selection: Selection<'_>,
+    version: &str,
+    window: Window,
+) -> Result<BTreeMap<SliceKey, Measured>, DbErr> {
+    let slice = selection.windowed(version, window);
+    let mut slices = BTreeMap::new();
+    for by in [
+        &[Dimension::Platform][..],
+        &[Dimension::Arch],
+        &[Dimension::Platform, Dimension::Arch],
+    ] {
+        for cell in rollup::cells(db, selection.app_id, &slice, by).await? {
+            let platform = cell.key.platform.as_deref().and_then(Platform::from_stored);
+            let arch = cell.key.arch.as_deref().and_then(Arch::from_stored);
+            let unknown = platform == Some(Platform::Unknown) || arch == Some(Arch::Unknown);
+            if unknown || (platform.is_none() && arch.is_none()) {
+                continue;
+            }
+            slices.insert(
+                SliceKey { platform, arch },
+                Measured {
+                    version: version.to_owned(),
+                    window: Some(window),
+                    counts: cell.counts,
+                    sliced_alike: cell.sliced_alike,
+                },
+            );
+        }
+    }
+    Ok(slices)
+}
+
+impl Selection<'_> {
+    fn windowed(&self, version: &str, window: Window) -> Slice {
+        Slice {
+            from_hour: Some(window.from.timestamp()),
+            until: Some(window.to.timestamp()),
+            ..self.slice(Some(version))
+        }
+    }
 }

@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::percent;
-use super::policy::{GatePolicy, MetricPolicy};
+use super::policy::{BaselineExposure, GatePolicy, MetricPolicy};
 use super::stats::{Mixture, RatioBounds, confidence_sequence, ratio_sequence};
-use crate::model::{Counts, Metric, Sample};
+use crate::model::{Arch, Counts, Metric, Platform, Sample};
+use crate::throttled::Throttled;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -85,8 +86,9 @@ pub struct Baseline {
     pub requested: bool,
 }
 
-/// A rate with its time-uniform bounds at the policy's confidence: the true rate lies between
-/// `lower` and `upper` at every look at once, with that confidence.
+/// A rate with its time-uniform bounds: the true rate lies above `lower` at every look at
+/// once with the FAIL side's confidence, and below `upper` with the PASS side's (counting
+/// throttled reports as failures for the release's `upper`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 #[graphql(name = "GateRate")]
@@ -99,8 +101,7 @@ pub struct RateEstimate {
 }
 
 impl RateEstimate {
-    fn of(sample: Sample, mixture: Mixture, alpha: f64) -> RateEstimate {
-        let bounds = confidence_sequence(sample, mixture, alpha);
+    fn of(sample: Sample, bounds: Option<(f64, f64)>) -> RateEstimate {
         RateEstimate {
             events: sample.events,
             trials: sample.trials,
@@ -138,38 +139,310 @@ pub struct MetricResult {
 pub struct GateResult {
     pub verdict: Verdict,
     pub metrics: Vec<MetricResult>,
-    /// Why: every metric that did not pass, and what could not be checked.
+    /// Why: every metric that did not pass, every slice that failed, and what could not be
+    /// checked.
     pub reasons: Vec<String>,
     pub baseline_version: Option<String>,
+    /// The policy's confidence: the chance of ever passing a release beyond the policy, and
+    /// of ever failing one within it (slices included), is at most 1 − confidence.
     pub confidence: f64,
+    /// The confidence each of the release's own FAIL claims holds at: the policy's, or
+    /// higher when its slices share the error budget.
+    pub fail_confidence: f64,
     pub window: Option<Window>,
     pub baseline_window: Option<Window>,
+    /// How the baseline's window was chosen.
+    #[serde(default)]
+    pub baseline_exposure: BaselineExposure,
+    /// Every platform, arch and platform × arch slice of the release with data, judged
+    /// against the baseline's same slice; empty when the query named a slice.
+    #[serde(default)]
+    pub slices: Vec<SliceResult>,
+    /// Requests of the app refused for the rate limit in the release's window: each report
+    /// may be a failure of this release, so a PASS counts them all as failures.
+    #[serde(default)]
+    pub throttled: Throttled,
 }
 
+/// One platform, arch or platform × arch slice of a release, judged on its own data: a slice
+/// that credibly fails fails the release; otherwise it only informs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
+#[serde(rename_all = "camelCase")]
+#[graphql(name = "GateSlice")]
+pub struct SliceResult {
+    pub platform: Option<String>,
+    pub arch: Option<String>,
+    /// `linux/aarch64`, `linux` or `aarch64`.
+    pub name: String,
+    pub verdict: Verdict,
+    /// The confidence its claims hold at: its share of the policy's error budget.
+    pub confidence: f64,
+    pub metrics: Vec<MetricResult>,
+}
+
+/// The share of the policy's error budget (1 − confidence) each side of a judgement may
+/// spend: `pass` bounds the chance of ever passing what is beyond the policy, `fail` the
+/// chance of ever failing what is within it. Both are one side of a time-uniform sequence.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Budget {
+    pub pass: f64,
+    pub fail: f64,
+}
+
+/// Platforms and archs a slice can have: all but `unknown`, which is never a slice.
+const SLICE_PLATFORMS: usize = Platform::ALL.len() - 1;
+const SLICE_ARCHS: usize = Arch::ALL.len() - 1;
+
+/// Every slice a whole-release query could judge: each platform, each arch and each pair.
+/// The budget is split over all of them, counted before any data arrives, so the split cannot
+/// depend on the data and holds however many slices appear as the rollout grows.
+pub const POSSIBLE_SLICES: usize = SLICE_PLATFORMS + SLICE_ARCHS + SLICE_PLATFORMS * SLICE_ARCHS;
+
+impl Budget {
+    /// A judgement alone: the whole budget on each side.
+    pub fn alone(confidence: f64) -> Budget {
+        let alpha = 1.0 - confidence;
+        Budget {
+            pass: alpha,
+            fail: alpha,
+        }
+    }
+
+    /// A whole release judged with its slices: its own FAIL spends half the budget and its
+    /// slices' FAILs share the other half (Bonferroni). Slices never pass a release, so its
+    /// PASS keeps the whole budget.
+    pub fn release(confidence: f64) -> Budget {
+        let alpha = 1.0 - confidence;
+        Budget {
+            pass: alpha,
+            fail: alpha / 2.0,
+        }
+    }
+
+    /// One slice of a release judged with its slices.
+    pub fn slice(confidence: f64) -> Budget {
+        let alpha = (1.0 - confidence) / 2.0 / POSSIBLE_SLICES as f64;
+        Budget {
+            pass: alpha,
+            fail: alpha,
+        }
+    }
+}
+
+/// A platform and/or arch: the key of a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SliceKey {
+    pub platform: Option<Platform>,
+    pub arch: Option<Arch>,
+}
+
+impl std::fmt::Display for SliceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.platform, self.arch) {
+            (Some(platform), Some(arch)) => write!(f, "{platform}/{arch}"),
+            (Some(platform), None) => write!(f, "{platform}"),
+            (None, Some(arch)) => write!(f, "{arch}"),
+            (None, None) => write!(f, "all platforms"),
+        }
+    }
+}
+
+/// A slice's counts, and its baseline's over the baseline's window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceEvidence {
+    pub key: SliceKey,
+    pub release: Measured,
+    pub baseline: Option<Baseline>,
+}
+
+/// Everything a verdict is drawn from.
+#[derive(Clone, Debug)]
+pub struct Evidence<'a> {
+    pub release: &'a Measured,
+    pub baseline: Option<&'a Baseline>,
+    pub baseline_exposure: BaselineExposure,
+    pub throttled: Throttled,
+    /// `Some` for a whole-release query: its slices are judged too and share the error
+    /// budget with it. `None` when the query named a slice, which is then judged alone.
+    pub slices: Option<&'a [SliceEvidence]>,
+}
+
+/// The verdict on one release or slice judged alone, with nothing throttled: what the gate's
+/// tests and simulations call.
 pub fn evaluate(
     policy: &GatePolicy,
     release: &Measured,
     baseline: Option<&Baseline>,
 ) -> GateResult {
+    evaluate_with(
+        policy,
+        &Evidence {
+            release,
+            baseline,
+            baseline_exposure: BaselineExposure::default(),
+            throttled: Throttled::default(),
+            slices: None,
+        },
+    )
+}
+
+pub fn evaluate_with(policy: &GatePolicy, evidence: &Evidence<'_>) -> GateResult {
+    let release = evidence.release;
+    let baseline = evidence.baseline;
+    let budget = match evidence.slices {
+        Some(_) => Budget::release(policy.confidence),
+        None => Budget::alone(policy.confidence),
+    };
+    let judge = |measured: &Measured, baseline: Option<&Baseline>, budget, explain| {
+        judge_unit(
+            policy,
+            measured,
+            baseline,
+            Judgement {
+                budget,
+                throttled: evidence.throttled.reports,
+                explain,
+            },
+        )
+    };
+    let whole = judge(release, baseline, budget, true);
+    let mut reasons = whole.reasons;
+    let slice_budget = Budget::slice(policy.confidence);
+    let slices: Vec<SliceResult> = evidence
+        .slices
+        .unwrap_or_default()
+        .iter()
+        .map(|slice| {
+            let unit = judge(&slice.release, slice.baseline.as_ref(), slice_budget, false);
+            if unit.verdict == Verdict::Fail {
+                reasons.extend(
+                    unit.failing
+                        .iter()
+                        .map(|reason| format!("on {}: {reason}", slice.key)),
+                );
+            }
+            SliceResult {
+                platform: slice.key.platform.map(|p| p.as_str().to_owned()),
+                arch: slice.key.arch.map(|a| a.as_str().to_owned()),
+                name: slice.key.to_string(),
+                verdict: unit.verdict,
+                confidence: 1.0 - slice_budget.fail,
+                metrics: unit.metrics,
+            }
+        })
+        .collect();
+    let failing_slices = slices.iter().filter(|s| s.verdict == Verdict::Fail).count();
+    let verdict = if failing_slices > 0 {
+        Verdict::Fail
+    } else {
+        whole.verdict
+    };
+    match verdict {
+        Verdict::Pass => {
+            reasons.insert(
+                0,
+                "every measured metric is within the policy's limits".to_owned(),
+            );
+            if !slices.is_empty() {
+                reasons.insert(
+                    1,
+                    format!(
+                        "none of its {} platform and architecture slices is credibly worse",
+                        slices.len()
+                    ),
+                );
+            }
+        }
+        Verdict::Fail if whole.verdict == Verdict::Pass => reasons.insert(
+            0,
+            format!(
+                "the release as a whole is within the policy, but {failing_slices} of its slices credibly fail"
+            ),
+        ),
+        _ => {}
+    }
+    if evidence.throttled.reports > 0 {
+        reasons.push(format!(
+            "{} reports of the app were refused for the rate limit in the window; any of them may be a failure of this release, so a PASS counts them all as failures",
+            evidence.throttled.reports
+        ));
+    }
+    if evidence.throttled.usage > 0 {
+        reasons.push(format!(
+            "{} usage messages of the app were refused for the rate limit in the window, so the rates may be overstated",
+            evidence.throttled.usage
+        ));
+    }
+    let regressions_gated = Metric::ALL
+        .iter()
+        .any(|&m| policy.metric(m).max_regression.is_some());
+    if baseline.is_none() && regressions_gated {
+        reasons.push(format!(
+            "no earlier version on this channel has {} sessions to compare with; regressions were not checked",
+            policy.crash_rate.min_sample
+        ));
+    }
+    GateResult {
+        verdict,
+        metrics: whole.metrics,
+        reasons,
+        baseline_version: baseline.map(|b| b.measured.version.clone()),
+        confidence: policy.confidence,
+        fail_confidence: 1.0 - budget.fail,
+        window: release.window,
+        baseline_window: baseline.and_then(|b| b.measured.window),
+        baseline_exposure: evidence.baseline_exposure,
+        slices,
+        throttled: evidence.throttled,
+    }
+}
+
+/// How one release or slice is judged.
+#[derive(Clone, Copy, Debug)]
+struct Judgement {
+    budget: Budget,
+    /// Reports refused in the window: counted as failures for a PASS.
+    throttled: u64,
+    /// Estimate the exposure that would decide an undecided check (costly: slices skip it).
+    explain: bool,
+}
+
+/// One release or slice judged on its own.
+struct Unit {
+    verdict: Verdict,
+    metrics: Vec<MetricResult>,
+    /// Its notable reasons (those of the release's verdict).
+    reasons: Vec<String>,
+    /// The reasons of its failing checks alone.
+    failing: Vec<String>,
+}
+
+fn judge_unit(
+    policy: &GatePolicy,
+    release: &Measured,
+    baseline: Option<&Baseline>,
+    judgement: Judgement,
+) -> Unit {
     let mut reasons = Vec::new();
-    let metrics: Vec<MetricResult> = Metric::ALL
+    let mut failing = Vec::new();
+    let mut metrics: Vec<MetricResult> = Metric::ALL
         .into_iter()
         .map(|metric| {
             let limits = policy.metric(metric);
             let (result, notable) = MetricJudge {
                 metric,
                 limits,
-                confidence: policy.confidence,
-                alpha: 1.0 - policy.confidence,
+                judgement,
                 mixture: Mixture::centred_on(limits.max_rate.unwrap_or(UNLIMITED_MIXTURE_MEAN)),
             }
             .judge(&release.counts, baseline);
+            if result.status == MetricStatus::Fail {
+                failing.extend(notable.iter().cloned());
+            }
             reasons.extend(notable);
             result
         })
         .collect();
-
-    let mut metrics = metrics;
     let sliced_alike = release.sliced_alike && baseline.is_none_or(|b| b.measured.sliced_alike);
     if !sliced_alike {
         // Left-out `unknown` counts may belong to the slice: neither verdict is a claim.
@@ -178,6 +451,7 @@ pub fn evaluate(
                 metric.status = MetricStatus::InsufficientData;
             }
         }
+        failing.clear();
         reasons.insert(
             0,
             "some reports or sessions of this release do not say their platform or architecture (a Sentry SDK's sessions carry none), so its rates on one platform or architecture cannot be judged; ask for the whole release".to_owned(),
@@ -192,30 +466,40 @@ pub fn evaluate(
         reasons.push("nothing was measured for this release".to_owned());
         Verdict::InsufficientData
     } else {
-        reasons.insert(
-            0,
-            "every measured metric is within the policy's limits".to_owned(),
-        );
         Verdict::Pass
     };
-    let regressions_gated = Metric::ALL
-        .iter()
-        .any(|&m| policy.metric(m).max_regression.is_some());
-    if baseline.is_none() && regressions_gated {
-        reasons.push(format!(
-            "no earlier version on this channel has {} sessions to compare with; regressions were not checked",
-            policy.crash_rate.min_sample
-        ));
-    }
-    GateResult {
+    Unit {
         verdict,
         metrics,
         reasons,
-        baseline_version: baseline.map(|b| b.measured.version.clone()),
-        confidence: policy.confidence,
-        window: release.window,
-        baseline_window: baseline.and_then(|b| b.measured.window),
+        failing,
     }
+}
+
+/// The gate's judgement of a matrix cell: its counts against the policy's absolute limits
+/// (no baseline), with the same sequences, floors and statuses as the gate.
+pub fn judge_cell(
+    policy: &GatePolicy,
+    counts: Counts,
+    sliced_alike: bool,
+) -> (Verdict, Vec<MetricResult>) {
+    let measured = Measured {
+        version: String::new(),
+        window: None,
+        counts,
+        sliced_alike,
+    };
+    let unit = judge_unit(
+        policy,
+        &measured,
+        None,
+        Judgement {
+            budget: Budget::alone(policy.confidence),
+            throttled: 0,
+            explain: false,
+        },
+    );
+    (unit.verdict, unit.metrics)
 }
 
 /// A metric's reasons: all are shown with the metric; the notable ones — anything but a limit
@@ -317,8 +601,7 @@ fn exposure_needed(sample: Sample, check: impl Fn(Sample) -> Check) -> Option<u6
 struct MetricJudge<'a> {
     metric: Metric,
     limits: &'a MetricPolicy,
-    confidence: f64,
-    alpha: f64,
+    judgement: Judgement,
     mixture: Mixture,
 }
 
@@ -336,9 +619,9 @@ impl MetricJudge<'_> {
         let mut result = MetricResult {
             metric,
             status: MetricStatus::Pass,
-            current: RateEstimate::of(current, self.mixture, self.alpha),
+            current: RateEstimate::of(current, self.rate_bounds(current, true)),
             baseline: baseline_sample
-                .map(|sample| RateEstimate::of(sample, self.mixture, self.alpha)),
+                .map(|sample| RateEstimate::of(sample, self.rate_bounds(sample, false))),
             relative_change: None,
             max_rate: limits.max_rate,
             max_regression: limits.max_regression,
@@ -374,7 +657,7 @@ impl MetricJudge<'_> {
         if let Some(max_rate) = limits.max_rate {
             tests.push(format!(
                 "time-uniform confidence sequence for the rate ({}) against the {} limit",
-                percent(self.confidence),
+                self.confidences(),
                 percent(max_rate)
             ));
             let (check, reason) = self.check_rate(current, max_rate);
@@ -397,7 +680,7 @@ impl MetricJudge<'_> {
             } else {
                 tests.push(format!(
                     "time-uniform confidence sequence for the rate ratio ({}) against {:.2} × baseline",
-                    percent(self.confidence),
+                    self.confidences(),
                     1.0 + max_regression
                 ));
                 let regression =
@@ -438,44 +721,106 @@ impl MetricJudge<'_> {
         Sample::new(sample.trials, sample.trials)
     }
 
+    /// The sample a PASS must hold for: every throttled report counted as a failure too
+    /// (and, for attempts, as an attempt).
+    fn pessimistic(&self, sample: Sample) -> Sample {
+        let throttled = self.judgement.throttled;
+        let trials = match self.metric {
+            Metric::CrashRate => sample.trials,
+            Metric::UpdateFailureRate | Metric::InstallFailureRate => {
+                sample.trials.saturating_add(throttled)
+            }
+        };
+        Sample::new(sample.events.saturating_add(throttled).min(trials), trials)
+    }
+
+    /// `(lower, upper)`: the lower bound at the FAIL side's error, the upper at the PASS
+    /// side's, of the pessimistic sample when `release` (the baseline is never throttled).
+    fn rate_bounds(&self, sample: Sample, release: bool) -> Option<(f64, f64)> {
+        let Budget { pass, fail } = self.judgement.budget;
+        let for_pass = if release {
+            self.pessimistic(sample)
+        } else {
+            sample
+        };
+        let (lower, upper) = confidence_sequence(sample, self.mixture, fail)?;
+        if for_pass == sample && pass == fail {
+            return Some((lower, upper));
+        }
+        let (_, upper) = confidence_sequence(for_pass, self.mixture, pass)?;
+        Some((lower, upper))
+    }
+
     fn rate_check(&self, sample: Sample, max_rate: f64) -> Check {
-        confidence_sequence(sample, self.mixture, self.alpha)
+        self.rate_bounds(sample, true)
             .map_or(Check::Unsure, |bounds| Check::of_rate(bounds, max_rate))
+    }
+
+    /// The confidences of the two sides, in words: `95%`, or `97.5% to fail, 95% to pass`.
+    fn confidences(&self) -> String {
+        let Budget { pass, fail } = self.judgement.budget;
+        if pass == fail {
+            percent(1.0 - fail)
+        } else {
+            format!(
+                "{} to fail, {} to pass",
+                percent(1.0 - fail),
+                percent(1.0 - pass)
+            )
+        }
+    }
+
+    /// The exposure that would decide an undecided check, when the judgement explains.
+    fn needed(&self, sample: Sample, check: impl Fn(Sample) -> Check) -> String {
+        if !self.judgement.explain {
+            return "more data would decide it".to_owned();
+        }
+        self.more_data(exposure_needed(sample, check))
+    }
+
+    /// How throttling weighs on a PASS, in words (empty when nothing was throttled).
+    fn throttling_note(&self) -> String {
+        match self.judgement.throttled {
+            0 => String::new(),
+            n => format!(", counting the {n} throttled reports as failures of this release"),
+        }
     }
 
     fn check_rate(&self, current: Sample, max_rate: f64) -> (Check, String) {
         let name = self.metric.label();
-        let (Some(rate), Some((lower, upper))) = (
-            current.rate(),
-            confidence_sequence(current, self.mixture, self.alpha),
-        ) else {
+        let (Some(rate), Some((lower, upper))) = (current.rate(), self.rate_bounds(current, true))
+        else {
             return (Check::Unsure, format!("{name}: no rate to check"));
         };
-        let (confidence, rate_text, limit) =
-            (percent(self.confidence), percent(rate), percent(max_rate));
+        let Budget { pass, fail } = self.judgement.budget;
+        let (rate_text, limit) = (percent(rate), percent(max_rate));
         let bounds = format!("{}–{}", percent(lower), percent(upper));
         match Check::of_rate((lower, upper), max_rate) {
             Check::Exceeded => (
                 Check::Exceeded,
                 format!(
-                    "{name} {rate_text} is above the {limit} limit: with {confidence} confidence it is at least {}",
+                    "{name} {rate_text} is above the {limit} limit: with {} confidence it is at least {}",
+                    percent(1.0 - fail),
                     percent(lower)
                 ),
             ),
             Check::Within => (
                 Check::Within,
                 format!(
-                    "{name} {rate_text} is within the {limit} limit: with {confidence} confidence it is at most {}",
-                    percent(upper)
+                    "{name} {rate_text} is within the {limit} limit: with {} confidence it is at most {}{}",
+                    percent(1.0 - pass),
+                    percent(upper),
+                    self.throttling_note()
                 ),
             ),
             Check::Unsure => {
-                let needed = exposure_needed(current, |more| self.rate_check(more, max_rate));
+                let decide = self.needed(current, |more| self.rate_check(more, max_rate));
                 (
                     Check::Unsure,
                     format!(
-                        "{name} {rate_text} may be on either side of the {limit} limit ({bounds} at {confidence} confidence); {}",
-                        self.more_data(needed)
+                        "{name} {rate_text} may be on either side of the {limit} limit ({bounds} at {}{}); {decide}",
+                        self.confidences(),
+                        self.throttling_note()
                     ),
                 )
             }
@@ -501,12 +846,21 @@ impl MetricJudge<'_> {
         baseline: Sample,
         allowed_ratio: f64,
     ) -> (Check, Option<RatioBounds>) {
-        match ratio_sequence(current, baseline, self.mixture, self.alpha) {
-            Some(bounds) => (
-                Check::of(bounds.lower > allowed_ratio, bounds.upper <= allowed_ratio),
-                Some(bounds),
-            ),
-            None => (Check::Unsure, None),
+        let Budget { pass, fail } = self.judgement.budget;
+        let lower = ratio_sequence(current, baseline, self.mixture, fail);
+        let upper = ratio_sequence(self.pessimistic(current), baseline, self.mixture, pass);
+        match (lower, upper) {
+            (Some(lower), Some(upper)) => {
+                let bounds = RatioBounds {
+                    lower: lower.lower,
+                    upper: upper.upper,
+                };
+                (
+                    Check::of(bounds.lower > allowed_ratio, bounds.upper <= allowed_ratio),
+                    Some(bounds),
+                )
+            }
+            _ => (Check::Unsure, None),
         }
     }
 
@@ -520,7 +874,7 @@ impl MetricJudge<'_> {
         let name = self.metric.label();
         let allowed = format!("+{:.0}%", max_regression * 100.0);
         let allowed_ratio = 1.0 + max_regression;
-        let confidence = percent(self.confidence);
+        let Budget { pass, fail } = self.judgement.budget;
         let (Some(rate), Some(baseline_rate)) = (current.rate(), baseline.rate()) else {
             return Regression {
                 check: Check::Unsure,
@@ -549,24 +903,31 @@ impl MetricJudge<'_> {
         });
         let reason = match check {
             Check::Exceeded => format!(
-                "{comparison}: a rise beyond the {allowed} allowed is credible at {confidence} confidence (at least {lower_change})"
+                "{comparison}: a rise beyond the {allowed} allowed is credible at {} confidence (at least {lower_change})",
+                percent(1.0 - fail)
             ),
             Check::Within => format!(
-                "{comparison}, within the {allowed} allowed at {confidence} confidence (at most {upper_change})"
+                "{comparison}, within the {allowed} allowed at {} confidence (at most {upper_change}{})",
+                percent(1.0 - pass),
+                self.throttling_note()
             ),
             Check::Unsure => {
-                let needed = exposure_needed(current, |more| {
-                    self.regression_check(more, baseline, allowed_ratio).0
-                });
-                let decide = match needed {
-                    Some(_) => self.more_data(needed),
-                    None => format!(
-                        "the baseline {version} alone is too uncertain to decide it, however many more {} the release gets",
-                        self.metric.trials()
-                    ),
+                let check = |more| self.regression_check(more, baseline, allowed_ratio).0;
+                let decide = if !self.judgement.explain {
+                    self.needed(current, check)
+                } else {
+                    match exposure_needed(current, check) {
+                        needed @ Some(_) => self.more_data(needed),
+                        None => format!(
+                            "the baseline {version} alone is too uncertain to decide it, however many more {} the release gets",
+                            self.metric.trials()
+                        ),
+                    }
                 };
                 format!(
-                    "{comparison}: the change may be on either side of the {allowed} allowed ({lower_change} to {upper_change} at {confidence} confidence); {decide}"
+                    "{comparison}: the change may be on either side of the {allowed} allowed ({lower_change} to {upper_change} at {}{}); {decide}",
+                    self.confidences(),
+                    self.throttling_note()
                 )
             }
         };
@@ -625,6 +986,176 @@ mod tests {
         // Nothing was sent for updates or installs, and the default does not require them.
         assert_eq!(result.metrics[1].status, MetricStatus::NotMeasured);
         assert_eq!(result.metrics[2].status, MetricStatus::NotMeasured);
+    }
+
+    fn slice(platform: Platform, arch: Arch, sessions: u64, crashes: u64) -> SliceEvidence {
+        SliceEvidence {
+            key: SliceKey {
+                platform: Some(platform),
+                arch: Some(arch),
+            },
+            release: Measured::of_crashes("1.5.0", sessions, crashes),
+            baseline: None,
+        }
+    }
+
+    fn whole<'a>(
+        release: &'a Measured,
+        slices: &'a [SliceEvidence],
+        throttled: Throttled,
+    ) -> Evidence<'a> {
+        Evidence {
+            release,
+            baseline: None,
+            baseline_exposure: BaselineExposure::LastWindow,
+            throttled,
+            slices: Some(slices),
+        }
+    }
+
+    #[test]
+    fn a_release_fine_overall_fails_on_a_broken_slice_and_names_it() {
+        let policy = GatePolicy::default();
+        let slices = [
+            slice(Platform::Windows, Arch::X86_64, 100_000, 300),
+            slice(Platform::Linux, Arch::Aarch64, 5000, 250),
+        ];
+        let release = Measured::of_crashes("1.5.0", 105_000, 550);
+        let result = evaluate_with(&policy, &whole(&release, &slices, Throttled::default()));
+        assert_eq!(result.metrics[0].status, MetricStatus::Pass, "{result:#?}");
+        assert_eq!(result.verdict, Verdict::Fail, "{result:#?}");
+        assert!(
+            result.reasons[0].contains("1 of its slices credibly fail"),
+            "{:?}",
+            result.reasons
+        );
+        assert!(
+            result
+                .reasons
+                .iter()
+                .any(|r| r.starts_with("on linux/aarch64: crash rate 5.00% is above")),
+            "{:?}",
+            result.reasons
+        );
+        let broken = &result.slices[1];
+        assert_eq!(
+            (broken.name.as_str(), broken.verdict),
+            ("linux/aarch64", Verdict::Fail)
+        );
+        assert_eq!(result.slices[0].verdict, Verdict::Pass);
+        // Slices share half the budget: each claim holds at far more than 95 %.
+        assert!(broken.confidence > 0.999, "{}", broken.confidence);
+        assert_eq!(result.fail_confidence, 0.975);
+        // Without the broken slice the same release passes, and says its slices were judged.
+        let fine = evaluate_with(
+            &policy,
+            &whole(&release, &slices[..1], Throttled::default()),
+        );
+        assert_eq!(fine.verdict, Verdict::Pass, "{fine:#?}");
+        assert!(
+            fine.reasons[1].contains("none of its 1 platform"),
+            "{:?}",
+            fine.reasons
+        );
+    }
+
+    #[test]
+    fn a_slice_barely_over_the_limit_does_not_fail_on_the_release_budget() {
+        // 2.4 % on 20 000 sessions fails alone at 95 % (credibly above 2 %), but not at a
+        // slice's share of the budget: more slices must not mean more false FAILs.
+        let alone = evaluate(
+            &GatePolicy::default(),
+            &Measured::of_crashes("1.5.0", 20_000, 480),
+            None,
+        );
+        assert_eq!(alone.verdict, Verdict::Fail, "{alone:#?}");
+        let release = Measured::of_crashes("1.5.0", 200_000, 1000);
+        let slices = [slice(Platform::Linux, Arch::X86_64, 20_000, 480)];
+        let shared = evaluate_with(
+            &GatePolicy::default(),
+            &whole(&release, &slices, Throttled::default()),
+        );
+        assert_eq!(
+            shared.slices[0].verdict,
+            Verdict::InsufficientData,
+            "{shared:#?}"
+        );
+        assert_eq!(shared.verdict, Verdict::Pass, "{shared:#?}");
+    }
+
+    #[test]
+    fn throttled_reports_count_as_failures_for_a_pass_and_never_for_a_fail() {
+        let policy = GatePolicy::default();
+        let release = Measured::of_crashes("1.5.0", 100_000, 200);
+        let calm = evaluate_with(&policy, &whole(&release, &[], Throttled::default()));
+        assert_eq!(calm.verdict, Verdict::Pass, "{calm:#?}");
+        let storm = Throttled {
+            reports: 3000,
+            usage: 0,
+        };
+        let throttled = evaluate_with(&policy, &whole(&release, &[], storm));
+        assert_eq!(
+            throttled.verdict,
+            Verdict::InsufficientData,
+            "{throttled:#?}"
+        );
+        let crash = &throttled.metrics[0];
+        // The upper bound counts the 3000 refused reports as crashes; the lower does not.
+        assert!(crash.current.upper.unwrap() > 0.03, "{crash:?}");
+        assert!(crash.current.lower.unwrap() < 0.002, "{crash:?}");
+        assert!(
+            throttled
+                .reasons
+                .iter()
+                .any(|r| r.contains("3000 reports of the app were refused")),
+            "{:?}",
+            throttled.reasons
+        );
+        // A few refusals against plenty of headroom still pass, and the reason says so.
+        let few = evaluate_with(
+            &policy,
+            &whole(
+                &release,
+                &[],
+                Throttled {
+                    reports: 10,
+                    usage: 2,
+                },
+            ),
+        );
+        assert_eq!(few.verdict, Verdict::Pass, "{few:#?}");
+        assert!(
+            few.metrics[0].reasons[0].contains("counting the 10 throttled reports"),
+            "{:?}",
+            few.metrics[0].reasons
+        );
+        assert!(few.reasons.iter().any(|r| r.contains("2 usage messages")));
+    }
+
+    #[test]
+    fn cells_are_judged_like_the_gate_not_by_their_point_estimate() {
+        let policy = GatePolicy::default();
+        // 16 crashes in 300 sessions: 5.3 %, but under the policy's 1000 sessions.
+        let thin = Counts {
+            sessions: 300,
+            crashes: 16,
+            ..Counts::default()
+        };
+        let (verdict, metrics) = judge_cell(&policy, thin, true);
+        assert_eq!(verdict, Verdict::InsufficientData);
+        assert_eq!(metrics[0].status, MetricStatus::InsufficientData);
+        let broken = Counts {
+            sessions: 20_000,
+            crashes: 1000,
+            ..Counts::default()
+        };
+        let (verdict, metrics) = judge_cell(&policy, broken, true);
+        assert_eq!(verdict, Verdict::Fail);
+        assert!(metrics[0].current.lower.unwrap() > 0.02);
+        assert_eq!(
+            judge_cell(&policy, broken, false).0,
+            Verdict::InsufficientData
+        );
     }
 
     #[test]

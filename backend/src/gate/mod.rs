@@ -10,13 +10,20 @@ pub mod evaluate;
 pub mod policy;
 pub mod stats;
 
+use std::collections::HashMap;
+
 use sea_orm::ConnectionTrait;
 
 use crate::error::ServiceError;
 use crate::model::{self, Arch, FieldError, Platform};
+use crate::rollup::Cell;
+use crate::throttled::{self, Throttled};
+use baseline::VersionSeen;
 use data::Selection;
-use evaluate::{Baseline, GateResult};
-use policy::GatePolicy;
+use evaluate::{
+    Baseline, Evidence, GateResult, Measured, MetricResult, SliceEvidence, Verdict, Window,
+};
+use policy::{BaselineExposure, GatePolicy};
 
 /// Earlier versions tried, closest first, before giving up on a baseline.
 const MAX_BASELINE_CANDIDATES: usize = 10;
@@ -63,7 +70,8 @@ struct Selector {
     baseline: Option<String>,
 }
 
-/// The verdict on a release of the app, under the policy in force for its channel.
+/// The verdict on a release of the app, under the policy in force for its channel. A query
+/// for the whole release judges its platform and arch slices too.
 pub async fn release_gate(
     db: &impl ConnectionTrait,
     app_id: i64,
@@ -78,37 +86,174 @@ pub async fn release_gate(
         arch: query.arch,
     };
     let release = data::measure(db, selection, &query.version, policy.window_hours).await?;
+    let seen = data::versions_seen(db, selection).await?;
+    let compared = Comparison {
+        selection,
+        policy: &policy,
+        release: &release,
+        seen: &seen,
+    };
     let baseline = match &query.baseline {
         Some(version) => Some(Baseline {
-            measured: data::measure(db, selection, version, policy.window_hours).await?,
+            measured: compared.baseline(db, version).await?,
             requested: true,
         }),
-        None => previous_with_enough_data(db, selection, &query.version, &policy).await?,
+        None => {
+            compared
+                .previous_with_enough_data(db, &query.version)
+                .await?
+        }
     };
-    Ok(evaluate::evaluate(&policy, &release, baseline.as_ref()))
+    let whole_release = query.platform.is_none() && query.arch.is_none();
+    let slices = match release.window {
+        Some(window) if whole_release => {
+            Some(sliced(db, selection, &release, baseline.as_ref(), window).await?)
+        }
+        _ => whole_release.then(Vec::new),
+    };
+    let throttled = match release.window {
+        Some(window) => {
+            throttled::refused_in(db, app_id, window.from.timestamp(), window.to.timestamp())
+                .await?
+        }
+        None => Throttled::default(),
+    };
+    Ok(evaluate::evaluate_with(
+        &policy,
+        &Evidence {
+            release: &release,
+            baseline: baseline.as_ref(),
+            baseline_exposure: policy.baseline_exposure,
+            throttled,
+            slices: slices.as_deref(),
+        },
+    ))
 }
 
-/// The closest earlier version with at least the policy's minimum of sessions in its window.
-async fn previous_with_enough_data(
+/// Each slice of the release with data, beside the baseline's same slice over its window.
+async fn sliced(
     db: &impl ConnectionTrait,
     selection: Selection<'_>,
-    version: &str,
-    policy: &GatePolicy,
-) -> Result<Option<Baseline>, ServiceError> {
-    let seen = data::versions_seen(db, selection).await?;
-    for candidate in baseline::earlier_versions(version, &seen)
-        .into_iter()
-        .take(MAX_BASELINE_CANDIDATES)
-    {
-        let measured = data::measure(db, selection, candidate, policy.window_hours).await?;
-        if measured.counts.sessions >= policy.crash_rate.min_sample {
-            return Ok(Some(Baseline {
-                measured,
-                requested: false,
-            }));
+    release: &Measured,
+    baseline: Option<&Baseline>,
+    window: Window,
+) -> Result<Vec<SliceEvidence>, ServiceError> {
+    let mut baseline_slices = match baseline.and_then(|b| b.measured.window.map(|w| (b, w))) {
+        Some((baseline, window)) => {
+            data::slices(db, selection, &baseline.measured.version, window).await?
         }
+        None => Default::default(),
+    };
+    Ok(data::slices(db, selection, &release.version, window)
+        .await?
+        .into_iter()
+        .map(|(key, measured)| SliceEvidence {
+            key,
+            release: measured,
+            baseline: baseline.map(|b| Baseline {
+                measured: baseline_slices.remove(&key).unwrap_or_else(|| Measured {
+                    window: b.measured.window,
+                    ..Measured::of_crashes(&b.measured.version, 0, 0)
+                }),
+                requested: b.requested,
+            }),
+        })
+        .collect())
+}
+
+/// The gate's judgement of each matrix cell (`evaluate::judge_cell`), under the policy in
+/// force for the cell's channel (the app's when cells are not split by channel).
+pub async fn judge_cells(
+    db: &impl ConnectionTrait,
+    app_id: i64,
+    cells: &[Cell],
+) -> Result<Vec<(Verdict, Vec<MetricResult>)>, ServiceError> {
+    let mut policies: HashMap<Option<&str>, GatePolicy> = HashMap::new();
+    let mut judged = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let channel = cell.key.channel.as_deref();
+        let policy = match policies.get(&channel) {
+            Some(policy) => *policy,
+            None => {
+                let policy = policy::effective(db, app_id, channel).await?;
+                policies.insert(channel, policy);
+                policy
+            }
+        };
+        judged.push(evaluate::judge_cell(
+            &policy,
+            cell.counts,
+            cell.sliced_alike,
+        ));
     }
-    Ok(None)
+    Ok(judged)
+}
+
+/// What a baseline is compared for: the release, under the policy, on the selection.
+struct Comparison<'a> {
+    selection: Selection<'a>,
+    policy: &'a GatePolicy,
+    release: &'a Measured,
+    seen: &'a [VersionSeen],
+}
+
+impl Comparison<'_> {
+    /// `version`'s counts over the hours the policy compares with the release.
+    async fn baseline(
+        &self,
+        db: &impl ConnectionTrait,
+        version: &str,
+    ) -> Result<Measured, ServiceError> {
+        let window = match self.policy.baseline_exposure {
+            BaselineExposure::LastWindow => {
+                data::last_window(db, self.selection, version, self.policy.window_hours).await?
+            }
+            BaselineExposure::SameHours => self.release.window,
+            BaselineExposure::FirstSessions => {
+                match self.seen.iter().find(|seen| seen.version == version) {
+                    Some(seen) => {
+                        let sessions = self
+                            .release
+                            .counts
+                            .sessions
+                            .max(self.policy.crash_rate.min_sample);
+                        data::first_sessions_window(
+                            db,
+                            self.selection,
+                            version,
+                            seen.first_hour,
+                            sessions,
+                        )
+                        .await?
+                    }
+                    None => None,
+                }
+            }
+        };
+        Ok(data::measure_in(db, self.selection, version, window).await?)
+    }
+
+    /// The closest earlier version with at least the policy's minimum of sessions in the
+    /// hours compared.
+    async fn previous_with_enough_data(
+        &self,
+        db: &impl ConnectionTrait,
+        version: &str,
+    ) -> Result<Option<Baseline>, ServiceError> {
+        for candidate in baseline::earlier_versions(version, self.seen)
+            .into_iter()
+            .take(MAX_BASELINE_CANDIDATES)
+        {
+            let measured = self.baseline(db, candidate).await?;
+            if measured.counts.sessions >= self.policy.crash_rate.min_sample {
+                return Ok(Some(Baseline {
+                    measured,
+                    requested: false,
+                }));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// A rate as a percentage with three significant digits for small values: `1.25%`, `0.0420%`.

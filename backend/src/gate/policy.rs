@@ -1,7 +1,7 @@
 //! Gate policies: what a release must show to pass, per app and optionally per channel.
 //! Every app has the documented default (docs/gating.md) until an admin sets its own.
 
-use async_graphql::SimpleObject;
+use async_graphql::{Enum, SimpleObject};
 use chrono::Utc;
 use entity::gate_policies;
 use sea_orm::sea_query::OnConflict;
@@ -31,6 +31,22 @@ pub struct MetricPolicy {
     pub required: bool,
 }
 
+/// Which hours of the baseline a release is compared with (docs/gating.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Enum)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BaselineExposure {
+    /// The baseline's own last `windowHours` with data: its mature life.
+    #[default]
+    LastWindow,
+    /// The same calendar hours as the release's window: both versions under the same
+    /// traffic, on the same days of the week.
+    SameHours,
+    /// The baseline's first hours, from its first data until it had as many sessions as the
+    /// release has now (at least `minSample`): both at the same adoption, as Mozilla's
+    /// Mission Control compares versions. Early adopters crash differently from everyone.
+    FirstSessions,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, SimpleObject)]
 #[serde(rename_all = "camelCase")]
 pub struct GatePolicy {
@@ -42,6 +58,9 @@ pub struct GatePolicy {
     pub crash_rate: MetricPolicy,
     pub update_failure_rate: MetricPolicy,
     pub install_failure_rate: MetricPolicy,
+    /// Which hours of the baseline are compared with the release's window.
+    #[serde(default)]
+    pub baseline_exposure: BaselineExposure,
 }
 
 pub const CONFIDENCE_RANGE: std::ops::RangeInclusive<f64> = 0.8..=0.999;
@@ -69,6 +88,7 @@ impl Default for GatePolicy {
             },
             update_failure_rate: attempts,
             install_failure_rate: attempts,
+            baseline_exposure: BaselineExposure::LastWindow,
         }
     }
 }
@@ -234,6 +254,14 @@ mod tests {
         policy.validate().unwrap();
         let json = serde_json::to_string(&policy).unwrap();
         assert_eq!(parse(&json).unwrap(), policy);
+    }
+
+    #[test]
+    fn a_policy_stored_before_baseline_exposure_existed_reads_with_the_default() {
+        let mut stored: serde_json::Value = serde_json::to_value(GatePolicy::default()).unwrap();
+        stored.as_object_mut().unwrap().remove("baselineExposure");
+        let policy = parse(&stored.to_string()).unwrap();
+        assert_eq!(policy.baseline_exposure, BaselineExposure::LastWindow);
     }
 
     #[test]

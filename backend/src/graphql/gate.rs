@@ -8,7 +8,7 @@ use super::reports::readable_app;
 use super::types::parse_id;
 use super::{actor, state};
 use crate::gate::evaluate::GateResult;
-use crate::gate::policy::{self, GatePolicy, MetricPolicy};
+use crate::gate::policy::{self, BaselineExposure, GatePolicy, MetricPolicy};
 use crate::gate::{self, GateQuery};
 use crate::model;
 
@@ -96,6 +96,8 @@ pub struct GatePolicyInput {
     crash_rate: Option<GateMetricPolicyInput>,
     update_failure_rate: Option<GateMetricPolicyInput>,
     install_failure_rate: Option<GateMetricPolicyInput>,
+    /// Which hours of the baseline to compare with.
+    baseline_exposure: Option<BaselineExposure>,
 }
 
 /// Changes to one metric's limits: what is left out keeps its value, `null` removes a limit.
@@ -116,6 +118,9 @@ impl GatePolicyInput {
         }
         if let Some(window_hours) = self.window_hours {
             policy.window_hours = window_hours;
+        }
+        if let Some(exposure) = self.baseline_exposure {
+            policy.baseline_exposure = exposure;
         }
         for (change, limits) in [
             (self.crash_rate, &mut policy.crash_rate),

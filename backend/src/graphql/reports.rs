@@ -18,9 +18,14 @@ use super::error::{GqlError, GqlResult};
 use super::types::parse_id;
 use super::{actor, request_info, state};
 use crate::auth::{self, Permission};
+use crate::gate::{
+    self,
+    evaluate::{MetricResult, Verdict},
+};
 use crate::model::{Arch, Counts, Dimension, EventType, Metric, Platform};
 use crate::rollup::{self, Cell, HOUR_SECONDS, Slice};
 use crate::state::AppState;
+use crate::throttled::{self, ThrottledHour};
 
 const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 100;
@@ -202,7 +207,7 @@ fn group_condition(app_id: i64, filter: &ReportFilter) -> GqlResult<Condition> {
 }
 
 /// Counts and rates of one cell of `rolloutHealth`; the dimensions not grouped by are null.
-#[derive(SimpleObject, Clone, Debug, Default, PartialEq)]
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
 pub struct HealthCell {
     pub version: Option<String>,
     pub channel: Option<String>,
@@ -227,10 +232,16 @@ pub struct HealthCell {
     pub update_failure_rate: Option<f64>,
     /// install failures / (install failures + installs succeeded); null when both are 0.
     pub install_failure_rate: Option<f64>,
+    /// The gate's judgement of the cell's counts against the policy's absolute limits (no
+    /// baseline): what colours it, so a cell is never "over limit" on a point estimate
+    /// alone.
+    pub verdict: Verdict,
+    /// Each metric's status and time-uniform bounds behind `verdict`.
+    pub judged: Vec<MetricResult>,
 }
 
 impl HealthCell {
-    fn new(cell: Cell) -> Self {
+    fn new(cell: Cell, (verdict, judged): (Verdict, Vec<MetricResult>)) -> Self {
         let counts = cell.counts;
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let rate = |metric| counts.rate(metric).filter(|_| cell.sliced_alike);
@@ -251,6 +262,8 @@ impl HealthCell {
             crash_rate: rate(Metric::CrashRate),
             update_failure_rate: rate(Metric::UpdateFailureRate),
             install_failure_rate: rate(Metric::InstallFailureRate),
+            verdict,
+            judged,
         }
     }
 }
@@ -366,8 +379,29 @@ impl ReportsQuery {
     ) -> GqlResult<Vec<HealthCell>> {
         let app_id = readable_app(ctx, &app_id).await?;
         let slice = filter.unwrap_or_default().slice()?;
-        let cells = rollup::cells(&state(ctx).db, app_id, &slice, &group_by).await?;
-        Ok(cells.into_iter().map(HealthCell::new).collect())
+        let db = &state(ctx).db;
+        let cells = rollup::cells(db, app_id, &slice, &group_by).await?;
+        let judged = gate::judge_cells(db, app_id, &cells).await?;
+        Ok(cells
+            .into_iter()
+            .zip(judged)
+            .map(|(cell, judged)| HealthCell::new(cell, judged))
+            .collect())
+    }
+
+    /// Reports and usage messages of the app refused for the rate limit, per hour, in the
+    /// filter's time range: any rate over those hours may be missing them.
+    async fn throttled(
+        &self,
+        ctx: &Context<'_>,
+        app_id: ID,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> GqlResult<Vec<ThrottledHour>> {
+        let app_id = readable_app(ctx, &app_id).await?;
+        let from = since.map(|since| since.timestamp().div_euclid(HOUR_SECONDS) * HOUR_SECONDS);
+        let until = until.map(|until| until.timestamp());
+        Ok(throttled::hours(&state(ctx).db, app_id, from, until).await?)
     }
 
     /// Reports (by type) and sessions per hour or day; buckets without any are left out.

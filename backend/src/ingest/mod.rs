@@ -30,10 +30,11 @@ use crate::error::ApiError;
 use crate::keys::KeyOwner;
 use crate::model::GroupKey;
 use crate::state::AppState;
+use crate::throttled::Traffic;
 use details::Details;
 use idempotency::IdempotencyKey;
 use payload::{RawBatch, RawReport, RawUsage};
-use request::{JsonBody, Metered, Reporter};
+use request::{JsonBody, Metered, MeteredUsage, Reporter, admit};
 use writer::{Claim, Outcome, Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
@@ -224,7 +225,7 @@ async fn ingest_batch(
         .reports
         .into_iter()
         .map(|value| {
-            state.limits.check(owner.key_id, device.as_deref())?;
+            admit(&state, &owner, device.as_deref(), Traffic::Reports, 1)?;
             let accepted = judge(&state, &owner, &payload::parse(value.get().as_bytes())?)?;
             let (write, counted) = accepted.into_write(owner.app_id);
             writes.push(write);
@@ -278,7 +279,7 @@ async fn ingest_batch(
 
 async fn usage(
     State(state): State<AppState>,
-    Metered(Reporter { owner, .. }): Metered,
+    MeteredUsage(Reporter { owner, .. }): MeteredUsage,
     key: IdempotencyKey,
     JsonBody(bytes): JsonBody,
 ) -> Result<Response, ApiError> {

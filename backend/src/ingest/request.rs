@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use crate::error::ApiError;
 use crate::keys::KeyOwner;
 use crate::state::AppState;
+use crate::throttled::Traffic;
 
 const MAX_DEVICE_ID_CHARS: usize = 128;
 /// A body somewhat over the cap is read and thrown away before the 413, so the client, still
@@ -37,20 +38,61 @@ impl FromRequestParts<AppState> for Reporter {
     }
 }
 
-/// A `Reporter` whose request has been counted against the key's and the device's limits,
-/// for endpoints that take one report (or one usage count) per request.
+/// A `Reporter` whose request has been counted against the key's and the device's limits
+/// for reports, for endpoints that take one report per request.
 pub struct Metered(pub Reporter);
+
+/// As `Metered`, against the limits for usage messages.
+pub struct MeteredUsage(pub Reporter);
 
 impl FromRequestParts<AppState> for Metered {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let reporter = Reporter::from_request_parts(parts, state).await?;
-        state
-            .limits
-            .check(reporter.owner.key_id, reporter.device.as_deref())?;
-        Ok(Metered(reporter))
+        metered(parts, state, Traffic::Reports).await.map(Metered)
     }
+}
+
+impl FromRequestParts<AppState> for MeteredUsage {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        metered(parts, state, Traffic::Usage)
+            .await
+            .map(MeteredUsage)
+    }
+}
+
+async fn metered(
+    parts: &mut Parts,
+    state: &AppState,
+    traffic: Traffic,
+) -> Result<Reporter, ApiError> {
+    let reporter = Reporter::from_request_parts(parts, state).await?;
+    admit(
+        state,
+        &reporter.owner,
+        reporter.device.as_deref(),
+        traffic,
+        1,
+    )?;
+    Ok(reporter)
+}
+
+/// Takes one request of `traffic` from the key's and the device's allowances. When refused,
+/// its `items` (reports or usage messages) are counted as throttled for the app, unread, so
+/// the gate knows its rates may be missing them.
+pub fn admit(
+    state: &AppState,
+    owner: &KeyOwner,
+    device: Option<&str>,
+    traffic: Traffic,
+    items: u64,
+) -> Result<(), ApiError> {
+    state
+        .limits
+        .check(traffic, owner.key_id, device)
+        .inspect_err(|_| state.throttled.count(owner.app_id, traffic, items))
 }
 
 /// The body, once its content type is JSON and its size within `REPORTS_MAX_BODY_BYTES`.

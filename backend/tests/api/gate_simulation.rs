@@ -7,8 +7,12 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Binomial;
-use rollwatch::gate::evaluate::{Baseline, Measured, Verdict, evaluate};
-use rollwatch::gate::policy::GatePolicy;
+use rollwatch::gate::evaluate::{
+    Baseline, Evidence, Measured, SliceEvidence, SliceKey, Verdict, evaluate_with,
+};
+use rollwatch::gate::policy::{BaselineExposure, GatePolicy};
+use rollwatch::model::{Arch, Platform};
+use rollwatch::throttled::Throttled;
 
 const LOOKS: u64 = 20;
 /// Enough for a debug test run; the ignored table uses ten times as many.
@@ -51,13 +55,8 @@ fn simulate(policy: &GatePolicy, scenario: Scenario, draws: u32, seed: u64) -> O
         for _ in 0..LOOKS {
             sessions += step;
             crashed += crashes(&mut rng, scenario.rate, step);
-            match evaluate(
-                policy,
-                &Measured::of_crashes("1.5.0", sessions, crashed),
-                baseline.as_ref(),
-            )
-            .verdict
-            {
+            let release = Measured::of_crashes("1.5.0", sessions, crashed);
+            match evaluate_with(policy, &whole_release(&release, baseline.as_ref(), &[])).verdict {
                 Verdict::Pass => passed = true,
                 Verdict::Fail => failed = true,
                 Verdict::InsufficientData => {}
@@ -86,6 +85,21 @@ fn simulate(policy: &GatePolicy, scenario: Scenario, draws: u32, seed: u64) -> O
         observed.ever_fail * 100.0,
     );
     observed
+}
+
+/// What a whole-release query judges: the release, and its slices sharing the error budget.
+fn whole_release<'a>(
+    release: &'a Measured,
+    baseline: Option<&'a Baseline>,
+    slices: &'a [SliceEvidence],
+) -> Evidence<'a> {
+    Evidence {
+        release,
+        baseline,
+        baseline_exposure: BaselineExposure::LastWindow,
+        throttled: Throttled::default(),
+        slices: Some(slices),
+    }
 }
 
 /// The default policy with the absolute limit out of the way, so a scenario tests the
@@ -171,6 +185,199 @@ fn thin_data_on_the_limit_is_rarely_ever_passed() {
         thin.ever_pass <= 1.0 - policy.confidence + TOLERANCE,
         "{thin:?}"
     );
+}
+
+/// Sixteen platform × arch cells of a release, and with their platforms and archs alone the
+/// 24 slices a whole-release query judges.
+const PLATFORMS: [Platform; 4] = [
+    Platform::Windows,
+    Platform::Macos,
+    Platform::Linux,
+    Platform::Android,
+];
+const ARCHS: [Arch; 4] = [Arch::X86_64, Arch::Aarch64, Arch::X86, Arch::Armv7];
+/// Fewer draws than the whole-release scenarios: each look judges 24 slices.
+const SLICED_DRAWS: u32 = 200;
+/// Three standard errors of 5 % estimated from `SLICED_DRAWS` draws.
+const SLICED_TOLERANCE: f64 = 0.047;
+
+/// Crashes and sessions per cell, indexed like `cells()`.
+type CellCounts = Vec<(u64, u64)>;
+
+fn cells() -> Vec<(Platform, Arch)> {
+    PLATFORMS
+        .iter()
+        .flat_map(|&p| ARCHS.iter().map(move |&a| (p, a)))
+        .collect()
+}
+
+/// The release's slices from its cells' counts, each beside the baseline's same slice.
+fn slices_of(release: &CellCounts, baseline: &CellCounts) -> Vec<SliceEvidence> {
+    let cells = cells();
+    let sum = |counts: &CellCounts, keep: &dyn Fn(Platform, Arch) -> bool| {
+        cells
+            .iter()
+            .zip(counts)
+            .filter(|((p, a), _)| keep(*p, *a))
+            .fold((0, 0), |(c, s), (_, (crashes, sessions))| {
+                (c + crashes, s + sessions)
+            })
+    };
+    let mut keys: Vec<SliceKey> = cells
+        .iter()
+        .map(|&(p, a)| SliceKey {
+            platform: Some(p),
+            arch: Some(a),
+        })
+        .collect();
+    keys.extend(PLATFORMS.iter().map(|&p| SliceKey {
+        platform: Some(p),
+        arch: None,
+    }));
+    keys.extend(ARCHS.iter().map(|&a| SliceKey {
+        platform: None,
+        arch: Some(a),
+    }));
+    keys.into_iter()
+        .map(|key| {
+            let keep = |p: Platform, a: Arch| {
+                key.platform.is_none_or(|kp| kp == p) && key.arch.is_none_or(|ka| ka == a)
+            };
+            let (crashes, sessions) = sum(release, &keep);
+            let (base_crashes, base_sessions) = sum(baseline, &keep);
+            SliceEvidence {
+                key,
+                release: Measured::of_crashes("1.5.0", sessions, crashes),
+                baseline: Some(Baseline {
+                    measured: Measured::of_crashes("1.4.0", base_sessions, base_crashes),
+                    requested: false,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// How often a release whose cells crash at `rates` (the baseline's at 1 %) is ever failed
+/// over 20 looks, and how often a failing look named `named` among its reasons.
+fn simulate_sliced(rates: &[f64], sessions: u64, draws: u32, seed: u64, named: &str) -> (f64, f64) {
+    let policy = GatePolicy::default();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let per_cell = sessions / rates.len() as u64 / LOOKS;
+    let baseline_sessions = 1_000_000 / rates.len() as u64;
+    let (mut ever_failed, mut named_in_reasons) = (0u32, 0u32);
+    for _ in 0..draws {
+        let baseline: CellCounts = rates
+            .iter()
+            .map(|_| {
+                (
+                    crashes(&mut rng, 0.01, baseline_sessions),
+                    baseline_sessions,
+                )
+            })
+            .collect();
+        let mut release: CellCounts = vec![(0, 0); rates.len()];
+        let (mut failed, mut named_it) = (false, false);
+        for _ in 0..LOOKS {
+            for (cell, &rate) in release.iter_mut().zip(rates) {
+                cell.0 += crashes(&mut rng, rate, per_cell);
+                cell.1 += per_cell;
+            }
+            let total = |counts: &CellCounts| {
+                counts.iter().fold((0, 0), |(c, s), (crashes, sessions)| {
+                    (c + crashes, s + sessions)
+                })
+            };
+            let (crashed, seen) = total(&release);
+            let (base_crashed, base_seen) = total(&baseline);
+            let whole = Measured::of_crashes("1.5.0", seen, crashed);
+            let previous = Baseline {
+                measured: Measured::of_crashes("1.4.0", base_seen, base_crashed),
+                requested: false,
+            };
+            let slices = slices_of(&release, &baseline);
+            let result = evaluate_with(&policy, &whole_release(&whole, Some(&previous), &slices));
+            if result.verdict == Verdict::Fail {
+                failed = true;
+                named_it |= result
+                    .reasons
+                    .iter()
+                    .any(|r| r.starts_with(&format!("on {named}:")));
+            }
+        }
+        ever_failed += u32::from(failed);
+        named_in_reasons += u32::from(named_it);
+    }
+    let share = |n: u32| f64::from(n) / f64::from(draws);
+    (share(ever_failed), share(named_in_reasons))
+}
+
+#[test]
+fn twenty_four_slices_of_noise_are_rarely_ever_failed() {
+    let policy = GatePolicy::default();
+    let rates = vec![0.01; cells().len()];
+    let (ever_failed, _) = simulate_sliced(&rates, 400_000, SLICED_DRAWS, 6, "-");
+    println!(
+        "24 slices of noise, 400000 sessions: ever FAIL {:.1}%",
+        ever_failed * 100.0
+    );
+    assert!(
+        ever_failed <= 1.0 - policy.confidence + SLICED_TOLERANCE,
+        "{ever_failed}"
+    );
+}
+
+#[test]
+fn a_release_broken_on_one_platform_and_arch_fails_and_names_the_slice() {
+    let broken = cells()
+        .iter()
+        .position(|&cell| cell == (Platform::Linux, Arch::Aarch64))
+        .expect("linux/aarch64 is a cell");
+    let mut rates = vec![0.01; cells().len()];
+    rates[broken] = 0.05;
+    let (ever_failed, named) = simulate_sliced(&rates, 80_000, 100, 7, "linux/aarch64");
+    println!(
+        "linux/aarch64 at 5x, 80000 sessions: ever FAIL {:.1}%, named {:.1}%",
+        ever_failed * 100.0,
+        named * 100.0
+    );
+    assert!(ever_failed >= 0.95, "{ever_failed}");
+    assert!(named >= 0.95, "{named}");
+}
+
+#[test]
+fn a_crash_storm_past_the_rate_limit_never_passes_a_release() {
+    let policy = GatePolicy::default();
+    let mut rng = StdRng::seed_from_u64(8);
+    let step = 200_000 / LOOKS;
+    let (mut passed_calm, mut passed_throttled) = (0u32, 0u32);
+    for _ in 0..100 {
+        let (mut sessions, mut crashed, mut refused) = (0, 0, 0);
+        let (mut calm, mut storm) = (false, false);
+        for _ in 0..LOOKS {
+            sessions += step;
+            // 0.5 % of sessions crash and are counted; a storm of 3 reports per 100 sessions
+            // is refused by the rate limit.
+            crashed += crashes(&mut rng, 0.005, step);
+            refused += step * 3 / 100;
+            let release = Measured::of_crashes("1.5.0", sessions, crashed);
+            let plain = whole_release(&release, None, &[]);
+            calm |= evaluate_with(&policy, &plain).verdict == Verdict::Pass;
+            let throttled = Evidence {
+                throttled: Throttled {
+                    reports: refused,
+                    usage: 0,
+                },
+                ..plain
+            };
+            storm |= evaluate_with(&policy, &throttled).verdict == Verdict::Pass;
+        }
+        passed_calm += u32::from(calm);
+        passed_throttled += u32::from(storm);
+    }
+    // Counted alone the release would pass; with every refused report possibly its crash
+    // (3.5 % of sessions, over the 2 % limit) it never does.
+    assert!(passed_calm >= 95, "{passed_calm}");
+    assert_eq!(passed_throttled, 0);
 }
 
 /// The table of docs/gating.md, from ten times the draws.

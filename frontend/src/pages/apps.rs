@@ -8,7 +8,7 @@ use crate::api::{self, AppSummary, Apps, app_summary, apps};
 use crate::browser;
 use crate::components::{DataTable, loaded};
 use crate::format;
-use crate::health::{Tier, limits_of};
+use crate::health::Tier;
 use crate::session::Session;
 
 #[component]
@@ -66,18 +66,9 @@ fn AppRow(app: apps::AppsApps) -> impl IntoView {
         api::call::<AppSummary>(variables)
     });
     let status = loaded(summary, move |data| {
-        let limits = limits_of!(data.gate_policy);
         let total = data.rollout_health.first().cloned();
         let (reports, sessions, tier) = total.map_or((0, 0, Tier::Unknown), |cell| {
-            let tier = [
-                Tier::of(cell.crash_rate, limits.crash_rate),
-                Tier::of(cell.update_failure_rate, limits.update_failure_rate),
-                Tier::of(cell.install_failure_rate, limits.install_failure_rate),
-            ]
-            .into_iter()
-            .max()
-            .unwrap_or(Tier::Unknown);
-            (cell.reports, cell.sessions, tier)
+            (cell.reports, cell.sessions, Tier::of_verdict(cell.verdict))
         });
         view! {
             <td>{format::count(reports)}</td>

@@ -48,6 +48,7 @@ async fn fetch(app_id: String, view: HealthView) -> Result<Rollout, ApiError> {
             until: None,
         },
         interval: view.range.interval(),
+        since: start.to_rfc3339(),
     };
     let data = api::call::<RolloutQuery>(variables).await?;
     Ok(Rollout { data, start, end })
@@ -102,7 +103,13 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
     let Rollout { data, start, end } = rollout;
     let app = data.app;
     let metric = Metric::for_event(view.event);
-    let matrix = Matrix::build(&data.rollout_health, view.breakdown, metric);
+    let matrix = Matrix::build(&data.totals, &data.rollout_health, view.breakdown, metric);
+    let throttled = data
+        .throttled
+        .iter()
+        .fold((0, 0), |(reports, usage), hour| {
+            (reports + hour.reports, usage + hour.usage)
+        });
     let never_reported = data.all_time.total_count == 0;
     let limits = limits_of!(data.gate_policy);
     let series: Vec<(String, i64)> = data
@@ -145,7 +152,22 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
         <p class="page-links"><A href=alerts>"Alerts"</A></p>
         {(!app.reports_enabled)
             .then(|| view! { <p class="notice">"Reports are switched off for this app: new reports are refused."</p> })}
+        {(throttled != (0, 0)).then(|| view! { <ThrottledNotice reports=throttled.0 usage=throttled.1 /> })}
         {body}
+    }
+}
+
+/// Reports refused for the rate limit are missing from the rates shown (docs/gating.md).
+#[component]
+fn ThrottledNotice(reports: i64, usage: i64) -> impl IntoView {
+    view! {
+        <p class="notice throttled">
+            {format!(
+                "{} reports and {} usage messages were refused for the rate limit in this range: the rates below may be missing them. The release gate counts refused reports as possible failures, so it will not pass a release on them.",
+                format::count(reports),
+                format::count(usage)
+            )}
+        </p>
     }
 }
 
@@ -153,17 +175,26 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
 fn MatrixTable(matrix: Matrix, limits: Limits, app_id: String) -> impl IntoView {
     let metric = matrix.metric;
     let caption = format!(
-        "Reports, {} and {} by version (newest first) and channel; colours against the app's gate policy (limit {})",
+        "Reports, {} and {} by version (newest first) and channel; coloured by the release gate's judgement of the rate against the app's limit ({}): over it, within it, or undecided on the data so far",
         metric.usage_label(),
         metric.label(),
         format::rate(metric.limit(&limits)),
     );
     let tally_view = |tally: &Tally| {
-        let tier = matrix.tier(tally, &limits);
+        let tier = tally.tier();
+        let bounds = match tally.bounds {
+            (Some(lower), Some(upper)) => format!(
+                "{} to {}",
+                format::rate(Some(lower)),
+                format::rate(Some(upper))
+            ),
+            _ => String::new(),
+        };
         view! {
             <span class="reports">{format!("{} reports", format::count(tally.reports))}</span>
             <span class="usage">{format!("{} {}", format::count(tally.usage), metric.usage_label())}</span>
-            <span class="rate">{format::rate(tally.rate())}</span>
+            <span class="rate" title=bounds.clone()>{format::rate(tally.rate())}</span>
+            {(!bounds.is_empty()).then(|| view! { <span class="bounds">{format!("({bounds})")}</span> })}
             <span class=format!("tier-label {}", tier.class())>{tier.label()}</span>
         }
     };
@@ -177,7 +208,7 @@ fn MatrixTable(matrix: Matrix, limits: Limits, app_id: String) -> impl IntoView 
                 .map(|channel| match matrix.cell(version, channel) {
                     None => view! { <td class="none" data-version=version.clone() data-channel=channel.clone()>"—"</td> }.into_any(),
                     Some(cell) => {
-                        let tier = matrix.tier(&cell.total, &limits);
+                        let tier = cell.total.tier();
                         let parts = (!cell.parts.is_empty()).then(|| {
                             view! {
                                 <ul class="parts">

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use super::details::Details;
 use super::idempotency::IdempotencyKey;
 use super::payload::Usage;
+use super::request::admit;
 use super::writer::Write;
 use super::{Counted, commit};
 use crate::config::ReportsConfig;
@@ -35,6 +36,7 @@ use crate::error::ApiError;
 use crate::keys::KeyOwner;
 use crate::model::UsageKind;
 use crate::state::AppState;
+use crate::throttled::Traffic;
 use envelope::EnvelopeError;
 use session::{MAX_SESSIONS, SessionAggregates, SessionUpdate, Sessions};
 
@@ -284,7 +286,13 @@ impl<'o> Contents<'o> {
         event_id: Option<String>,
     ) -> Result<Response, SentryError> {
         let owner = self.owner;
-        state.limits.check(owner.key_id, self.device.as_deref())?;
+        // An envelope with an event is a report; one with sessions alone is usage.
+        let (traffic, items) = match self.reports.len() {
+            0 => (Traffic::Usage, self.session_items),
+            reports => (Traffic::Reports, reports),
+        };
+        let items = u64::try_from(items).unwrap_or(u64::MAX);
+        admit(state, owner, self.device.as_deref(), traffic, items)?;
         let answer = json!({ "id": event_id });
         let (mut writes, counted): (Vec<Write>, Vec<Counted>) = self.reports.into_iter().unzip();
         let now = Utc::now();
