@@ -380,9 +380,42 @@ fn a_crash_storm_past_the_rate_limit_never_passes_a_release() {
     assert_eq!(passed_throttled, 0);
 }
 
-/// The table of docs/gating.md, from ten times the draws.
+/// The fewest sessions at which a release crashing at exactly `rate` gets `wanted`, judged as
+/// a whole release (the budget shared with its slices); `None` below a billion.
+fn sessions_to(
+    policy: &GatePolicy,
+    rate: f64,
+    baseline: Option<&Baseline>,
+    wanted: Verdict,
+) -> Option<u64> {
+    let verdict = |sessions: u64| {
+        let crashed = (sessions as f64 * rate).round() as u64;
+        let release = Measured::of_crashes("1.5.0", sessions, crashed);
+        evaluate_with(policy, &whole_release(&release, baseline, &[])).verdict
+    };
+    let mut high = 1000;
+    while verdict(high) != wanted {
+        high *= 2;
+        if high > 1_000_000_000 {
+            return None;
+        }
+    }
+    let mut low = high / 2;
+    while high - low > high / 100 {
+        let middle = (low + high) / 2;
+        if verdict(middle) == wanted {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    Some(high)
+}
+
+/// The tables of docs/gating.md: error rates from ten times the draws, and the exposure a
+/// decision takes at common crash rates.
 #[test]
-#[ignore = "prints the documented table; slow in debug builds"]
+#[ignore = "prints the documented tables; slow in debug builds"]
 fn simulation_table() {
     println!(
         "| true crash rate | | sessions at the last look | baseline | ever PASS | ever FAIL |"
@@ -399,5 +432,66 @@ fn simulation_table() {
     .enumerate()
     {
         simulate(&policy, scenario, 10 * DRAWS, 100 + seed as u64);
+    }
+    let noise = vec![0.01; cells().len()];
+    let (ever_failed, _) = simulate_sliced(&noise, 400_000, 10 * SLICED_DRAWS, 106, "-");
+    println!(
+        "| 1% in each of 16 platform × arch cells (24 slices) | | 400000 | 1.000% of 1000000 | | {:.1}% |",
+        ever_failed * 100.0
+    );
+    let mut broken = noise;
+    let linux_aarch64 = cells()
+        .iter()
+        .position(|&cell| cell == (Platform::Linux, Arch::Aarch64))
+        .expect("a cell");
+    broken[linux_aarch64] = 0.05;
+    let (ever_failed, named) =
+        simulate_sliced(&broken, 80_000, 10 * SLICED_DRAWS, 107, "linux/aarch64");
+    println!(
+        "| 5% on linux/aarch64 only, 1% elsewhere | | 80000 | 1.000% of 1000000 | | {:.1}% (slice named {:.1}%) |",
+        ever_failed * 100.0,
+        named * 100.0
+    );
+
+    println!();
+    println!(
+        "| crash rate | PASS vs a mature baseline at the same rate (+20% allowed) | FAIL of a doubled rate | PASS of the 2% limit, no baseline |"
+    );
+    println!("|---|---|---|---|");
+    let words = |n: Option<u64>| n.map_or("never".to_owned(), |n| n.to_string());
+    for rate in [0.001, 0.005, 0.01] {
+        // A mature baseline: 10 000 crashes' worth of sessions.
+        let sessions = (10_000.0 / rate) as u64;
+        let baseline = Baseline {
+            measured: Measured::of_crashes(
+                "1.4.0",
+                sessions,
+                (sessions as f64 * rate).round() as u64,
+            ),
+            requested: false,
+        };
+        let regression = regression_only();
+        println!(
+            "| {:.1}% | {} | {} | {} |",
+            rate * 100.0,
+            words(sessions_to(
+                &regression,
+                rate,
+                Some(&baseline),
+                Verdict::Pass
+            )),
+            words(sessions_to(
+                &regression,
+                2.0 * rate,
+                Some(&baseline),
+                Verdict::Fail
+            )),
+            words(sessions_to(
+                &GatePolicy::default(),
+                rate,
+                None,
+                Verdict::Pass
+            )),
+        );
     }
 }

@@ -17,6 +17,7 @@ mod concurrent_writes;
 mod exactly_once;
 mod gate;
 mod gate_simulation;
+mod gate_slices;
 mod graphql;
 mod graphql_blobs;
 mod group_commit;
