@@ -237,6 +237,12 @@ test('the release gate of a version says why', async () => {
   // 300 sessions are fewer than the default policy's 1 000: no verdict either way.
   await expect(page.locator('p.verdict')).toHaveText(/INSUFFICIENT DATA/);
   await expect(page.getByRole('row', { name: /Crash rate/ })).toContainText('16 of 300');
+  // Each platform, arch and pair with data is judged too, against the same budget.
+  const slices = page.getByRole('table', { name: /Each platform and architecture/ });
+  await expect(slices.locator('tbody tr')).toHaveCount(8);
+  await expect(slices.locator('tr[data-slice="macos/aarch64"]')).toContainText('insufficient data');
+  await expect(slices.locator('tr[data-slice="x86_64"]')).toContainText('of 200');
+  await expect(page.locator('p.hint').first()).toContainText('each FAIL claim 97.5 %');
   await screenshot('07-release-gate');
 });
 

@@ -28,6 +28,22 @@ pub fn rate(rate: Option<f64>) -> String {
 }
 
 /// Counts with thin thousands separators: 1234567 → "1 234 567".
+/// A confidence with the decimals that show what is left of certainty: "95 %", "97.5 %",
+/// "99.96 %".
+pub fn confidence(confidence: f64) -> String {
+    let percent = confidence * 100.0;
+    // Two significant digits of the error left: 95 (5), 97.5 (2.5), 99.96 (0.04).
+    let error = (100.0 - percent).max(1e-4);
+    let digits = ((-error.log10()).ceil().max(0.0) as usize + 1).min(4);
+    let text = format!("{percent:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text} %")
+}
+
 pub fn count(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
@@ -79,6 +95,13 @@ pub fn time(rfc3339: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confidences_never_round_up_to_certainty() {
+        assert_eq!(confidence(0.95), "95 %");
+        assert_eq!(confidence(0.975), "97.5 %");
+        assert_eq!(confidence(1.0 - 0.05 / 126.0), "99.96 %");
+    }
 
     #[test]
     fn rates_keep_two_significant_digits_below_ten_percent() {

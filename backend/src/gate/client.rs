@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::evaluate::{GateResult, MetricResult, MetricStatus, Verdict};
-use super::percent;
 use super::policy::BaselineExposure;
+use super::{confidence_text, percent};
 use crate::model::Metric;
 
 /// The exit code of a run that could not reach a verdict.
@@ -280,10 +280,10 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
         "Release gate: {} {} on {} ({scope})",
         args.app, args.version, args.channel
     );
-    let baseline = result
-        .baseline_version
-        .as_deref()
-        .map_or_else(|| "no baseline".to_owned(), |v| format!("baseline {v}"));
+    let baseline = result.baseline_version.as_deref().map_or_else(
+        || "no baseline".to_owned(),
+        |v| format!("baseline {v} ({})", exposure_words(result.baseline_exposure)),
+    );
     let window = result.window.map_or_else(
         || "no data".to_owned(),
         |w| {
@@ -296,18 +296,17 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
     );
     let _ = writeln!(
         out,
-        "{baseline} ({}) · window {window} · confidence {}\n",
-        exposure_words(result.baseline_exposure),
-        percent(result.confidence)
+        "{baseline} · window {window} · confidence {}\n",
+        confidence_text(result.confidence)
     );
     let bounds = if result.fail_confidence > result.confidence {
         format!(
             "BOUNDS ({} / {})",
-            percent(result.fail_confidence),
-            percent(result.confidence)
+            confidence_text(result.fail_confidence),
+            confidence_text(result.confidence)
         )
     } else {
-        format!("BOUNDS ({})", percent(result.confidence))
+        format!("BOUNDS ({})", confidence_text(result.confidence))
     };
     let header = [
         "METRIC",
@@ -350,7 +349,7 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
             result
                 .slices
                 .first()
-                .map_or_else(String::new, |s| percent(s.confidence))
+                .map_or_else(String::new, |s| confidence_text(s.confidence))
         );
         table(&mut out, &header, &rows);
     }
@@ -475,6 +474,67 @@ mod tests {
         assert!(table.contains("NOT_MEASURED"));
         assert!(
             table.contains("\nVerdict: FAIL\n  - crash rate 0.600% is +200%"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_each_slice_and_the_throttling_caveat() {
+        use crate::gate::evaluate::{Evidence, SliceEvidence, SliceKey, evaluate_with};
+        use crate::model::{Arch, Platform};
+        use crate::throttled::Throttled;
+        let slice = |platform, arch, sessions, crashes| SliceEvidence {
+            key: SliceKey {
+                platform: Some(platform),
+                arch: Some(arch),
+            },
+            release: Measured::of_crashes("1.5.0", sessions, crashes),
+            baseline: None,
+        };
+        let slices = [
+            slice(Platform::Windows, Arch::X86_64, 100_000, 300),
+            slice(Platform::Linux, Arch::Aarch64, 5000, 250),
+        ];
+        let release = Measured::of_crashes("1.5.0", 105_000, 550);
+        let result = evaluate_with(
+            &GatePolicy::default(),
+            &Evidence {
+                release: &release,
+                baseline: None,
+                baseline_exposure: BaselineExposure::LastWindow,
+                throttled: Throttled {
+                    reports: 7,
+                    usage: 0,
+                },
+                slices: Some(&slices),
+            },
+        );
+        let table = render(
+            &GateArgs {
+                platform: None,
+                ..args()
+            },
+            &result,
+        );
+        assert!(table.contains("BOUNDS (97.5% / 95%)"), "{table}");
+        assert!(
+            table.contains("Slices (each at 99.96% confidence"),
+            "{table}"
+        );
+        let broken = table
+            .lines()
+            .find(|l| l.starts_with("linux/aarch64"))
+            .unwrap_or_else(|| panic!("{table}"));
+        for cell in ["FAIL", "5.00%", "250/5000"] {
+            assert!(broken.contains(cell), "{cell} in {broken}");
+        }
+        assert!(table.contains("\nVerdict: FAIL\n"), "{table}");
+        assert!(
+            table.contains("  - on linux/aarch64: crash rate 5.00%"),
+            "{table}"
+        );
+        assert!(
+            table.contains("7 reports of the app were refused"),
             "{table}"
         );
     }

@@ -16,9 +16,9 @@ use async_graphql::{Enum, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::percent;
 use super::policy::{BaselineExposure, GatePolicy, MetricPolicy};
 use super::stats::{Mixture, RatioBounds, confidence_sequence, ratio_sequence};
+use super::{confidence_text, percent};
 use crate::model::{Arch, Counts, Metric, Platform, Sample};
 use crate::throttled::Throttled;
 
@@ -760,12 +760,12 @@ impl MetricJudge<'_> {
     fn confidences(&self) -> String {
         let Budget { pass, fail } = self.judgement.budget;
         if pass == fail {
-            percent(1.0 - fail)
+            confidence_text(1.0 - fail)
         } else {
             format!(
                 "{} to fail, {} to pass",
-                percent(1.0 - fail),
-                percent(1.0 - pass)
+                confidence_text(1.0 - fail),
+                confidence_text(1.0 - pass)
             )
         }
     }
@@ -800,7 +800,7 @@ impl MetricJudge<'_> {
                 Check::Exceeded,
                 format!(
                     "{name} {rate_text} is above the {limit} limit: with {} confidence it is at least {}",
-                    percent(1.0 - fail),
+                    confidence_text(1.0 - fail),
                     percent(lower)
                 ),
             ),
@@ -808,7 +808,7 @@ impl MetricJudge<'_> {
                 Check::Within,
                 format!(
                     "{name} {rate_text} is within the {limit} limit: with {} confidence it is at most {}{}",
-                    percent(1.0 - pass),
+                    confidence_text(1.0 - pass),
                     percent(upper),
                     self.throttling_note()
                 ),
@@ -904,11 +904,11 @@ impl MetricJudge<'_> {
         let reason = match check {
             Check::Exceeded => format!(
                 "{comparison}: a rise beyond the {allowed} allowed is credible at {} confidence (at least {lower_change})",
-                percent(1.0 - fail)
+                confidence_text(1.0 - fail)
             ),
             Check::Within => format!(
                 "{comparison}, within the {allowed} allowed at {} confidence (at most {upper_change}{})",
-                percent(1.0 - pass),
+                confidence_text(1.0 - pass),
                 self.throttling_note()
             ),
             Check::Unsure => {

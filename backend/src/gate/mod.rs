@@ -256,6 +256,22 @@ impl Comparison<'_> {
     }
 }
 
+/// A confidence as a percentage with the decimals that show what is left of certainty:
+/// `95%`, `97.5%`, `99.96%`.
+pub fn confidence_text(confidence: f64) -> String {
+    let pct = confidence * 100.0;
+    // Two significant digits of the error left: 95 (5), 97.5 (2.5), 99.96 (0.04).
+    let error = (100.0 - pct).max(1e-4);
+    let decimals = ((-error.log10()).ceil().max(0.0) as usize + 1).min(4);
+    let text = format!("{pct:.decimals$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}%")
+}
+
 /// A rate as a percentage with three significant digits for small values: `1.25%`, `0.0420%`.
 pub fn percent(rate: f64) -> String {
     let pct = rate * 100.0;
@@ -286,6 +302,13 @@ mod tests {
         assert_eq!(percent(0.0042), "0.420%");
         assert_eq!(percent(0.000_42), "0.0420%");
         assert_eq!(percent(0.0), "0%");
+    }
+
+    #[test]
+    fn confidences_never_read_as_certainty() {
+        assert_eq!(confidence_text(0.95), "95%");
+        assert_eq!(confidence_text(0.975), "97.5%");
+        assert_eq!(confidence_text(1.0 - 0.05 / 126.0), "99.96%");
     }
 
     #[test]

@@ -109,11 +109,11 @@ pub fn GatePage() -> impl IntoView {
             let confidence = if gate.fail_confidence > gate.confidence {
                 format!(
                     "confidence {} (each FAIL claim {}, sharing the budget with the slices)",
-                    format::rate(Some(gate.confidence)),
-                    format::rate(Some(gate.fail_confidence))
+                    format::confidence(gate.confidence),
+                    format::confidence(gate.fail_confidence)
                 )
             } else {
-                format!("confidence {}", format::rate(Some(gate.confidence)))
+                format!("confidence {}", format::confidence(gate.confidence))
             };
             let throttled = gate.throttled.clone();
             let window = gate.window.as_ref().map(|w| {
@@ -147,7 +147,7 @@ pub fn GatePage() -> impl IntoView {
                     .collect_view();
                 let caption = format!(
                     "Each platform and architecture, against the baseline's same slice (crashes per session, bounds at {} each, so that all slices together keep the policy's confidence); a slice that credibly fails fails the release",
-                    format::rate(share)
+                    share.map_or_else(String::new, format::confidence)
                 );
                 view! {
                     <DataTable caption=caption headers=&["Slice", "Verdict", "Rate (bounds), crashes of sessions", "Baseline"]>
