@@ -72,7 +72,7 @@ pub enum ClientError {
 /// Runs the command: prints the verdict (or the error) and returns its exit code.
 pub async fn run(args: &GateArgs) -> ExitCode {
     match fetch(args).await {
-        Ok(result) => {
+        Ok(Answer { result, history }) => {
             if args.json {
                 match serde_json::to_string_pretty(&result) {
                     Ok(json) => println!("{json}"),
@@ -83,6 +83,7 @@ pub async fn run(args: &GateArgs) -> ExitCode {
                 }
             } else {
                 print!("{}", render(args, &result));
+                print!("{}", render_history(&history));
             }
             ExitCode::from(exit_code(result.verdict))
         }
@@ -111,6 +112,9 @@ pub fn exit_code(verdict: Verdict) -> u8 {
 /// Every field of `GateResult`, in the shape it deserialises from.
 const RELEASE_GATE: &str = "query ReleaseGate($appId: ID!, $version: String!, $channel: String!, \
     $platform: String, $arch: String, $baseline: String) {
+  verdictHistory(appId: $appId, version: $version, channel: $channel, limit: 10) {
+    verdict previous evaluatedAt
+  }
   releaseGate(appId: $appId, version: $version, channel: $channel, platform: $platform, \
     arch: $arch, baseline: $baseline) {
     verdict reasons baselineVersion confidence failConfidence baselineExposure
@@ -129,7 +133,23 @@ fragment Metric on GateMetricResult {
 
 const APPS: &str = "query { apps { id name } }";
 
-async fn fetch(args: &GateArgs) -> Result<GateResult, ClientError> {
+/// A change of the release's verdict in the server's background evaluation.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictChange {
+    pub verdict: String,
+    pub previous: Option<String>,
+    pub evaluated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the gate command prints: the verdict, and how it changed as the server watched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub result: GateResult,
+    pub history: Vec<VerdictChange>,
+}
+
+async fn fetch(args: &GateArgs) -> Result<Answer, ClientError> {
     let api = Api::new(&args.url, &args.token)?;
     let app_id = api.app_id(&args.app).await?;
     let variables = json!({
@@ -144,9 +164,13 @@ async fn fetch(args: &GateArgs) -> Result<GateResult, ClientError> {
     #[serde(rename_all = "camelCase")]
     struct Data {
         release_gate: GateResult,
+        verdict_history: Vec<VerdictChange>,
     }
     let data: Data = api.query(RELEASE_GATE, variables).await?;
-    Ok(data.release_gate)
+    Ok(Answer {
+        result: data.release_gate,
+        history: data.verdict_history,
+    })
 }
 
 struct Api {
@@ -282,7 +306,12 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
     );
     let baseline = result.baseline_version.as_deref().map_or_else(
         || "no baseline".to_owned(),
-        |v| format!("baseline {v} ({})", exposure_words(result.baseline_exposure)),
+        |v| {
+            format!(
+                "baseline {v} ({})",
+                exposure_words(result.baseline_exposure)
+            )
+        },
     );
     let window = result.window.map_or_else(
         || "no data".to_owned(),
@@ -356,6 +385,28 @@ pub fn render(args: &GateArgs, result: &GateResult) -> String {
     let _ = writeln!(out, "\nVerdict: {}", verdict_word(result.verdict));
     for reason in &result.reasons {
         let _ = writeln!(out, "  - {reason}");
+    }
+    out
+}
+
+/// The verdict's changes as the server's background evaluation polled the release.
+pub fn render_history(history: &[VerdictChange]) -> String {
+    let mut out = String::new();
+    if history.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nVerdict history (background evaluation, newest first):"
+    );
+    for change in history {
+        let _ = writeln!(
+            out,
+            "  {} UTC  {} → {}",
+            change.evaluated_at.format("%Y-%m-%d %H:%M"),
+            change.previous.as_deref().unwrap_or("(first)"),
+            change.verdict
+        );
     }
     out
 }
@@ -552,6 +603,33 @@ mod tests {
         assert_eq!(json["metrics"][0]["current"]["trials"], 500);
         let back: GateResult = serde_json::from_value(json).unwrap();
         assert_eq!(back, result);
+    }
+
+    #[test]
+    fn the_history_lists_each_change_newest_first() {
+        let at = |hour: i64| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp(1_764_000_000 + hour * 3600, 0).unwrap()
+        };
+        let history = [
+            VerdictChange {
+                verdict: "FAIL".to_owned(),
+                previous: Some("INSUFFICIENT_DATA".to_owned()),
+                evaluated_at: at(5),
+            },
+            VerdictChange {
+                verdict: "INSUFFICIENT_DATA".to_owned(),
+                previous: None,
+                evaluated_at: at(0),
+            },
+        ];
+        let text = render_history(&history);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "  2025-11-24 21:00 UTC  INSUFFICIENT_DATA → FAIL");
+        assert_eq!(
+            lines[3],
+            "  2025-11-24 16:00 UTC  (first) → INSUFFICIENT_DATA"
+        );
+        assert_eq!(render_history(&[]), "");
     }
 
     #[test]
