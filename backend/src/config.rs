@@ -122,6 +122,9 @@ pub struct ReportsConfig {
     /// Usage messages have their own, higher allowance: losing denominators inflates rates.
     pub usage_rate_limit_per_key_per_minute: u32,
     pub usage_rate_limit_per_device_per_minute: u32,
+    /// `REDIS_URL`: where the rate limits are shared across replicas (a secret: it may carry
+    /// a password). Without it each replica limits on its own.
+    pub redis_url: Option<SecretString>,
     /// How long a looked-up report key is trusted before the database is asked again,
     /// which bounds how long a revoked key keeps working.
     pub key_cache_ttl: Duration,
@@ -243,6 +246,30 @@ impl Config {
             public_url,
         })
     }
+}
+
+/// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`. TLS (`rediss://`) is not built
+/// in; a TLS tunnel serves.
+fn redis_url(vars: &Vars<'_>) -> Result<Option<SecretString>, ConfigError> {
+    let Some(url) = vars.secret("REDIS_URL") else {
+        return Ok(None);
+    };
+    let text = url.expose_secret();
+    if !text.starts_with("redis://") || text.len() <= "redis://".len() {
+        return Err(ConfigError {
+            var: "REDIS_URL",
+            message:
+                "must be a redis://host[:port] URL (rediss:// is not supported: use a TLS tunnel)"
+                    .to_owned(),
+        });
+    }
+    if redis::Client::open(text).is_err() {
+        return Err(ConfigError {
+            var: "REDIS_URL",
+            message: "is not a Redis URL redis://[user:password@]host[:port][/db]".to_owned(),
+        });
+    }
+    Ok(Some(url))
 }
 
 /// `PUBLIC_URL`, checked as a DSN's base.
@@ -388,6 +415,7 @@ impl ReportsConfig {
                 1,
                 10_000_000,
             )?,
+            redis_url: redis_url(vars)?,
             key_cache_ttl: Duration::from_secs(5),
             bench_endpoints: vars.bool("ROLLWATCH_BENCH_ENDPOINTS", false)?,
         })

@@ -24,6 +24,7 @@ use crate::error::{ApiError, ServiceError};
 use crate::graphql;
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
+use crate::ratelimit::shared::SharedLimits;
 use crate::ratelimit::{Allowance, RateLimits};
 use crate::state::{AppState, Shared};
 use crate::throttled::ThrottledTally;
@@ -54,6 +55,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("REDIS_URL: {0}")]
+    Redis(String),
 }
 
 pub struct Server {
@@ -90,6 +93,13 @@ impl Server {
             })?;
         let (writer, writer_task) =
             Writer::spawn(db.conn().clone(), db.gate().clone(), WRITE_QUEUE_CAPACITY);
+        let shared_limits = config
+            .reports
+            .redis_url
+            .as_ref()
+            .map(|url| SharedLimits::new(url.expose_secret(), &secret))
+            .transpose()
+            .map_err(|e| StartError::Redis(e.to_string()))?;
         let state = AppState::new(Shared {
             keys: KeyCache::new(config.reports.key_cache_ttl),
             limits: RateLimits::new(
@@ -101,6 +111,7 @@ impl Server {
                     per_key: config.reports.usage_rate_limit_per_key_per_minute,
                     per_device: config.reports.usage_rate_limit_per_device_per_minute,
                 },
+                shared_limits,
             ),
             throttled: ThrottledTally::default(),
             config,
@@ -205,7 +216,11 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.db.conn().ping().await {
-        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(()) => axum::Json(serde_json::json!({
+            "status": "ready",
+            "rate_limits": state.limits.holder(),
+        }))
+        .into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

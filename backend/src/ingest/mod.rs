@@ -30,11 +30,10 @@ use crate::error::ApiError;
 use crate::keys::KeyOwner;
 use crate::model::GroupKey;
 use crate::state::AppState;
-use crate::throttled::Traffic;
 use details::Details;
 use idempotency::IdempotencyKey;
 use payload::{RawBatch, RawReport, RawUsage};
-use request::{JsonBody, Metered, MeteredUsage, Reporter, admit};
+use request::{JsonBody, Metered, MeteredUsage, Reporter, admit_reports};
 use writer::{Claim, Outcome, Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
@@ -221,11 +220,18 @@ async fn ingest_batch(
         });
     }
     let mut writes = Vec::with_capacity(batch.reports.len());
+    let wanted = u64::try_from(batch.reports.len()).unwrap_or(u64::MAX);
+    let admission = admit_reports(&state, &owner, device.as_deref(), wanted).await;
     let judged: Vec<Result<Counted, ApiError>> = batch
         .reports
         .into_iter()
-        .map(|value| {
-            admit(&state, &owner, device.as_deref(), Traffic::Reports, 1)?;
+        .enumerate()
+        .map(|(index, value)| {
+            if u64::try_from(index).unwrap_or(u64::MAX) >= admission.admitted {
+                return Err(ApiError::RateLimited {
+                    retry_after_secs: admission.retry_after_secs,
+                });
+            }
             let accepted = judge(&state, &owner, &payload::parse(value.get().as_bytes())?)?;
             let (write, counted) = accepted.into_write(owner.app_id);
             writes.push(write);

@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 
 use crate::error::ApiError;
 use crate::keys::KeyOwner;
+use crate::ratelimit::Admission;
 use crate::state::AppState;
 use crate::throttled::Traffic;
 
@@ -75,24 +76,50 @@ async fn metered(
         reporter.device.as_deref(),
         traffic,
         1,
-    )?;
+    )
+    .await?;
     Ok(reporter)
 }
 
 /// Takes one request of `traffic` from the key's and the device's allowances. When refused,
 /// its `items` (reports or usage messages) are counted as throttled for the app, unread, so
 /// the gate knows its rates may be missing them.
-pub fn admit(
+pub async fn admit(
     state: &AppState,
     owner: &KeyOwner,
     device: Option<&str>,
     traffic: Traffic,
     items: u64,
 ) -> Result<(), ApiError> {
-    state
+    let admission = state.limits.admit(traffic, owner.key_id, device, 1).await;
+    if admission.admitted == 1 {
+        return Ok(());
+    }
+    state.throttled.count(owner.app_id, traffic, items);
+    Err(ApiError::RateLimited {
+        retry_after_secs: admission.retry_after_secs,
+    })
+}
+
+/// Takes up to `wanted` reports of a batch from the allowances, one check for them all; the
+/// refused ones are counted as throttled.
+pub async fn admit_reports(
+    state: &AppState,
+    owner: &KeyOwner,
+    device: Option<&str>,
+    wanted: u64,
+) -> Admission {
+    let admission = state
         .limits
-        .check(traffic, owner.key_id, device)
-        .inspect_err(|_| state.throttled.count(owner.app_id, traffic, items))
+        .admit(Traffic::Reports, owner.key_id, device, wanted)
+        .await;
+    let refused = wanted.saturating_sub(admission.admitted);
+    if refused > 0 {
+        state
+            .throttled
+            .count(owner.app_id, Traffic::Reports, refused);
+    }
+    admission
 }
 
 /// The body, once its content type is JSON and its size within `REPORTS_MAX_BODY_BYTES`.

@@ -32,5 +32,6 @@ mod sdk_script;
 mod sentry_envelopes;
 mod sentry_sdk;
 mod services;
+mod shared_limits;
 mod tokens_cli;
 mod zip_bomb;

@@ -292,7 +292,7 @@ impl<'o> Contents<'o> {
             reports => (Traffic::Reports, reports),
         };
         let items = u64::try_from(items).unwrap_or(u64::MAX);
-        admit(state, owner, self.device.as_deref(), traffic, items)?;
+        admit(state, owner, self.device.as_deref(), traffic, items).await?;
         let answer = json!({ "id": event_id });
         let (mut writes, counted): (Vec<Write>, Vec<Counted>) = self.reports.into_iter().unzip();
         let now = Utc::now();
