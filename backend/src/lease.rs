@@ -36,3 +36,31 @@ pub async fn claim(
     txn.commit().await?;
     Ok(claimed == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_interval_is_claimed_once_however_many_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("lease.db").display());
+        let (one, other) = (
+            crate::db::connect(&url).await.unwrap(),
+            crate::db::connect(&url).await.unwrap(),
+        );
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let morning = DateTime::parse_from_rfc3339("2026-12-03T06:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let evening = morning + chrono::Duration::hours(12);
+        assert!(claim(&one, "retention", day, morning).await.unwrap());
+        assert!(!claim(&other, "retention", day, morning).await.unwrap());
+        assert!(!claim(&one, "retention", day, evening).await.unwrap());
+        // Another name is another lease; the next day is the next interval.
+        assert!(claim(&other, "alerts", day, evening).await.unwrap());
+        let tomorrow = morning + chrono::Duration::days(1);
+        assert!(claim(&other, "retention", day, tomorrow).await.unwrap());
+        assert!(!claim(&one, "retention", day, tomorrow).await.unwrap());
+    }
+}

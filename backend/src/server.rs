@@ -33,6 +33,10 @@ use crate::{alerts, db, downloads, ingest, listen, retention, sdk_script, web};
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
 const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// How often each replica asks whether the day's sweep is still to be done.
+const RETENTION_LOOK_EVERY: Duration = Duration::from_secs(3600);
+/// The lease that makes the sweep run once a day across replicas.
+const RETENTION_LEASE: &str = "retention";
 const FORGET_IDLE_LIMITS_EVERY: Duration = Duration::from_secs(60);
 /// How long refusals may pile up in memory before they are counted in the database.
 const COUNT_THROTTLED_EVERY: Duration = Duration::from_secs(5);
@@ -229,10 +233,28 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(ApiError::NotFound.body())).into_response()
 }
 
+/// The daily retention sweep, run once a day across replicas: every replica looks each hour,
+/// and the one that claims the day's lease sweeps.
 async fn sweep_blobs(state: AppState) {
-    let mut every = tokio::time::interval(RETENTION_EVERY);
+    let mut every = tokio::time::interval(RETENTION_LOOK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        match crate::lease::claim(
+            &state.db,
+            RETENTION_LEASE,
+            RETENTION_EVERY,
+            chrono::Utc::now(),
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: cannot claim today's sweep");
+                continue;
+            }
+        }
         match retention::sweep(&state.db, &state.blobs, &state.config.reports).await {
             Ok(sweep) => tracing::info!(?sweep, "blob retention sweep"),
             Err(e) => tracing::warn!(error = %e, "blob retention sweep failed"),
