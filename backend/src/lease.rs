@@ -44,7 +44,10 @@ mod tests {
     #[tokio::test]
     async fn each_interval_is_claimed_once_however_many_ask() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("lease.db").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("lease.db").display()
+        );
         let (one, other) = (
             crate::db::connect(&url).await.unwrap(),
             crate::db::connect(&url).await.unwrap(),

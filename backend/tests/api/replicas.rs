@@ -1,4 +1,6 @@
-//! Several `rollwatch serve` on one PostgreSQL (issue 18): start-up work runs once.
+//! Several `rollwatch serve` on one PostgreSQL (issue 18): start-up work runs once, reports
+//! spread over replicas count exactly, and a replica killed mid-burst loses nothing it
+//! acknowledged.
 
 use entity::{accounts, users};
 use sea_orm::{EntityTrait, PaginatorTrait};
@@ -21,6 +23,210 @@ async fn replicas_starting_together_migrate_once_and_make_one_first_admin() {
     for (stop, task) in [(stop_first, first_task), (stop_second, second_task)] {
         let _ = stop.send(());
         task.await.unwrap().unwrap();
+    }
+    db.close().await.unwrap();
+}
+
+/// A `rollwatch serve` process of the built binary, so it can be killed with SIGKILL.
+struct ServeProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _data_dir: tempfile::TempDir,
+}
+
+fn spawn_serve(database_url: &str) -> ServeProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data_dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rollwatch"))
+        .arg("serve")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("ROLLWATCH_DATA_DIR", data_dir.path())
+        .env("DATABASE_URL", database_url)
+        .env(
+            "JWT_SECRET",
+            "a shared secret of the three replicas, long enough",
+        )
+        .env("ROLLWATCH_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
+        .env("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "10000000")
+        .env("ROLLWATCH_WEB_DIR", data_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ServeProcess {
+        child,
+        addr: ([127, 0, 0, 1], port).into(),
+        _data_dir: data_dir,
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, addr: std::net::SocketAddr) {
+    for _ in 0..600 {
+        if let Ok(response) = client.get(format!("http://{addr}/readyz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{addr} never became ready");
+}
+
+/// Sends `count` reports to `addr` from `senders` tasks; counts the 202s in `acked`.
+async fn burst(
+    client: reqwest::Client,
+    addr: std::net::SocketAddr,
+    key: String,
+    count: usize,
+    senders: usize,
+    acked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..senders {
+        let (client, key, acked) = (client.clone(), key.clone(), acked.clone());
+        tasks.spawn(async move {
+            let body = crate::common::report("1.0.0", "stable", "linux", "SIGSEGV");
+            for _ in 0..count / senders {
+                let sent = client
+                    .post(format!("http://{addr}/reports/ingest"))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 202 => {
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // A killed replica resets its connections: not acknowledged.
+                    Ok(_) | Err(_) => {}
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_acknowledged() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(Backend::Postgres, dir.path()).await;
+    // Three processes at the same moment on the empty database.
+    let mut replicas: Vec<ServeProcess> = (0..3).map(|_| spawn_serve(&database.url)).collect();
+    let client = reqwest::Client::new();
+    for replica in &replicas {
+        wait_ready(&client, replica.addr).await;
+    }
+    let db = rollwatch::db::connect(&database.url).await.unwrap();
+    assert_eq!(users::Entity::find().count(&db).await.unwrap(), 1);
+    let account = rollwatch::accounts::find_account(&db, None).await.unwrap();
+    let operator = rollwatch::auth::Actor::Operator {
+        account_id: account.id,
+    };
+    let (app, key) = rollwatch::apps::create(&db, &operator, "editor")
+        .await
+        .unwrap();
+    let stored = || {
+        let db = db.clone();
+        async move {
+            use sea_orm::{ConnectionTrait, Statement};
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    format!(
+                        "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS n FROM report_groups WHERE app_id = {}",
+                        app.id
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            usize::try_from(row.try_get::<i64>("", "n").unwrap()).unwrap()
+        }
+    };
+
+    // 300 reports spread over the three: exactly 300 counted, each acknowledged once.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut bursts = tokio::task::JoinSet::new();
+    for replica in &replicas {
+        let acked = acked.clone();
+        bursts.spawn(burst(
+            client.clone(),
+            replica.addr,
+            key.key.clone(),
+            100,
+            4,
+            acked,
+        ));
+    }
+    bursts.join_all().await;
+    assert_eq!(acked.load(Ordering::SeqCst), 300);
+    assert_eq!(stored().await, 300);
+
+    // Another 900, and the third replica killed (SIGKILL) once it acknowledged 60 of its 300.
+    let acked = Arc::new(AtomicUsize::new(0));
+    let third_acked = Arc::new(AtomicUsize::new(0));
+    let mut victim = replicas.pop().unwrap();
+    let victim_addr = victim.addr;
+    let killer = {
+        let third_acked = third_acked.clone();
+        tokio::spawn(async move {
+            while third_acked.load(Ordering::SeqCst) < 60 {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            victim.child.kill().unwrap();
+            victim.child.wait().unwrap();
+        })
+    };
+    let mut bursts = tokio::task::JoinSet::new();
+    for replica in &replicas {
+        let acked = acked.clone();
+        bursts.spawn(burst(
+            client.clone(),
+            replica.addr,
+            key.key.clone(),
+            300,
+            4,
+            acked,
+        ));
+    }
+    let doomed = third_acked.clone();
+    bursts.spawn(burst(
+        client.clone(),
+        victim_addr,
+        key.key.clone(),
+        300,
+        4,
+        doomed,
+    ));
+    bursts.join_all().await;
+    killer.await.unwrap();
+    let acknowledged = acked.load(Ordering::SeqCst) + third_acked.load(Ordering::SeqCst);
+    assert_eq!(
+        acked.load(Ordering::SeqCst),
+        600,
+        "the survivors answered every report"
+    );
+    assert!(
+        third_acked.load(Ordering::SeqCst) < 300,
+        "the kill came mid-burst"
+    );
+    // Nothing acknowledged is lost; a report in flight at the kill may be counted unanswered,
+    // none twice.
+    let counted = stored().await - 300;
+    assert!(
+        (acknowledged..=900).contains(&counted),
+        "{counted} counted, {acknowledged} acknowledged"
+    );
+    for mut replica in replicas {
+        replica.child.kill().unwrap();
+        replica.child.wait().unwrap();
     }
     db.close().await.unwrap();
 }
