@@ -33,9 +33,11 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (Debian's redis-server)");
+        // Owned before any wait, so a panic below still kills and reaps it (Drop).
+        let server = RedisServer { child, port };
         for _ in 0..100 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return RedisServer { child, port };
+                return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
