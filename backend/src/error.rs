@@ -44,6 +44,11 @@ pub enum ApiError {
     NotFound,
     #[error("this download link is invalid or has expired")]
     LinkRefused,
+    #[error("sign in first: send Authorization: Bearer <session token or rwt_ token>")]
+    Unauthenticated,
+    /// Not allowed, or no such app: the same answer, so ids cannot be probed.
+    #[error("not allowed")]
+    Forbidden,
     #[error("{0}")]
     BodyTimeout(crate::listen::BodyTimeout),
 }
@@ -73,6 +78,8 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::LinkRefused => StatusCode::FORBIDDEN,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -93,6 +100,8 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::LinkRefused => "forbidden",
             ApiError::BodyTimeout(_) => "request_timeout",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden => "forbidden",
         }
     }
 
@@ -164,6 +173,28 @@ impl From<FieldError> for ApiError {
 impl ServiceError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ServiceError::Invalid(FieldError::new(field, message))
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(err: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match err {
+            AuthError::Missing | AuthError::Invalid | AuthError::BadCredentials => {
+                ApiError::Unauthenticated
+            }
+            AuthError::Forbidden | AuthError::Service(ServiceError::Forbidden) => {
+                ApiError::Forbidden
+            }
+            AuthError::RateLimited { retry_after_secs } => {
+                ApiError::RateLimited { retry_after_secs }
+            }
+            AuthError::Service(ServiceError::Database(e)) => e.into(),
+            AuthError::Service(e) => {
+                tracing::warn!(error = %e, "authentication failed on the server's side");
+                ApiError::StoreUnavailable
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod db;
 pub mod downloads;
 pub mod dsn;
 pub mod error;
+pub mod export;
 pub mod gate;
 pub mod graphql;
 pub mod ingest;

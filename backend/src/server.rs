@@ -28,7 +28,7 @@ use crate::ratelimit::shared::SharedLimits;
 use crate::ratelimit::{Allowance, RateLimits};
 use crate::state::{AppState, Shared};
 use crate::throttled::ThrottledTally;
-use crate::{alerts, db, downloads, ingest, listen, retention, sdk_script, web};
+use crate::{alerts, db, downloads, export, ingest, listen, retention, sdk_script, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -191,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             .merge(ingest::routes())
             .merge(ingest::sentry::routes())
             .merge(downloads::routes())
+            .merge(export::routes())
             .merge(sdk_script::routes());
         if state.config.reports.bench_endpoints {
             app = app.merge(ingest::bench::routes());

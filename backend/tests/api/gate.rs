@@ -235,7 +235,7 @@ async fn policies_apply_per_channel_over_the_app_default(backend: Backend) {
 }
 
 /// A read-only CI token of the test app's account, for `app_id` only.
-async fn ci_token(app: &TestApp, app_id: i64) -> String {
+pub(crate) async fn ci_token(app: &TestApp, app_id: i64) -> String {
     let spec = TokenSpec {
         name: "release pipeline",
         scope: AppScope::Only(HashSet::from([app_id])),
@@ -248,7 +248,7 @@ async fn ci_token(app: &TestApp, app_id: i64) -> String {
 }
 
 /// A second app in the test app's account.
-async fn other_app(app: &TestApp) -> i64 {
+pub(crate) async fn other_app(app: &TestApp) -> i64 {
     apps::create(&app.db, &app.operator(), "other")
         .await
         .unwrap()
@@ -257,7 +257,7 @@ async fn other_app(app: &TestApp) -> i64 {
 }
 
 /// A signed-in member of the test app's account, with access to `app_id` when given.
-async fn member(app: &TestApp, email: &str, app_id: Option<i64>) -> String {
+pub(crate) async fn member(app: &TestApp, email: &str, app_id: Option<i64>) -> String {
     const PASSWORD: &str = "member-password-123";
     let account = accounts::find_account(&app.db, None).await.unwrap();
     let new_user = accounts::NewUser::prepare(email, Some(PASSWORD), Role::Member).unwrap();

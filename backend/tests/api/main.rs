@@ -15,6 +15,7 @@ mod blobs;
 mod cli;
 mod concurrent_writes;
 mod exactly_once;
+mod export;
 mod gate;
 mod gate_simulation;
 mod gate_slices;

@@ -5,7 +5,7 @@
 use entity::{accounts, users};
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-use crate::common::{Backend, TestDatabase, start_server};
+use crate::common::{Backend, ServeProcess, TestDatabase, spawn_serve, start_server, wait_ready};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_starting_together_migrate_once_and_make_one_first_admin() {
@@ -25,55 +25,6 @@ async fn replicas_starting_together_migrate_once_and_make_one_first_admin() {
         task.await.unwrap().unwrap();
     }
     db.close().await.unwrap();
-}
-
-/// A `rollwatch serve` process of the built binary, so it can be killed with SIGKILL.
-struct ServeProcess {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    _data_dir: tempfile::TempDir,
-}
-
-fn spawn_serve(database_url: &str) -> ServeProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let data_dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rollwatch"))
-        .arg("serve")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("ROLLWATCH_DATA_DIR", data_dir.path())
-        .env("DATABASE_URL", database_url)
-        .env(
-            "JWT_SECRET",
-            "a shared secret of the three replicas, long enough",
-        )
-        .env("ROLLWATCH_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
-        .env("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "10000000")
-        .env("ROLLWATCH_WEB_DIR", data_dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    ServeProcess {
-        child,
-        addr: ([127, 0, 0, 1], port).into(),
-        _data_dir: data_dir,
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, addr: std::net::SocketAddr) {
-    for _ in 0..600 {
-        if let Ok(response) = client.get(format!("http://{addr}/readyz")).send().await
-            && response.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{addr} never became ready");
 }
 
 /// Sends `count` reports to `addr` from `senders` tasks; counts the 202s in `acked`.

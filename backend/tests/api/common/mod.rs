@@ -435,3 +435,52 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
     let answer = login_attempt(app, email, password).await;
     data(&answer)["login"]["token"].as_str().unwrap().to_owned()
 }
+
+/// A `rollwatch serve` process of the built binary, so it can be killed with SIGKILL.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    _data_dir: tempfile::TempDir,
+}
+
+pub fn spawn_serve(database_url: &str) -> ServeProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data_dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_rollwatch"))
+        .arg("serve")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("ROLLWATCH_DATA_DIR", data_dir.path())
+        .env("DATABASE_URL", database_url)
+        .env(
+            "JWT_SECRET",
+            "a shared secret of the three replicas, long enough",
+        )
+        .env("ROLLWATCH_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
+        .env("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "10000000")
+        .env("ROLLWATCH_WEB_DIR", data_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ServeProcess {
+        child,
+        addr: ([127, 0, 0, 1], port).into(),
+        _data_dir: data_dir,
+    }
+}
+
+pub async fn wait_ready(client: &reqwest::Client, addr: std::net::SocketAddr) {
+    for _ in 0..600 {
+        if let Ok(response) = client.get(format!("http://{addr}/readyz")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{addr} never became ready");
+}
