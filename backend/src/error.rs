@@ -46,7 +46,14 @@ pub enum ApiError {
     LinkRefused,
     #[error("{0}")]
     BodyTimeout(crate::listen::BodyTimeout),
+    #[error("this endpoint needs Authorization: Bearer <METRICS_TOKEN>")]
+    MetricsTokenRequired,
 }
+
+/// The `code` of an error answer, left in the response's extensions so middleware can count
+/// refusals by code without parsing the body (`ingest::count_rejections`).
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -58,9 +65,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingKey | ApiError::MissingSentryKey | ApiError::InvalidKey => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::MissingKey
+            | ApiError::MissingSentryKey
+            | ApiError::InvalidKey
+            | ApiError::MetricsTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::ReportsDisabled => StatusCode::FORBIDDEN,
             ApiError::TooLarge { .. }
             | ApiError::BatchTooLarge { .. }
@@ -93,6 +101,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::LinkRefused => "forbidden",
             ApiError::BodyTimeout(_) => "request_timeout",
+            ApiError::MetricsTokenRequired => "unauthorized",
         }
     }
 
@@ -177,6 +186,7 @@ impl From<sea_orm::DbErr> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), axum::Json(self.body())).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
         match self {
             ApiError::RateLimited { retry_after_secs } => {
                 response
@@ -187,6 +197,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::MetricsTokenRequired => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }
