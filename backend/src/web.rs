@@ -331,35 +331,30 @@ mod tests {
         Box::leak(files.into_boxed_slice())
     }
 
+    /// The routes over the folder's files built in.
+    fn built_in_app(dir: &Path) -> Router {
+        serve(Assets::Embedded(Arc::new(Embedded::new(embedded_from(
+            dir,
+        )))))
+    }
+
     #[tokio::test]
     async fn pages_get_the_index_files_get_cached_and_the_rest_is_a_json_404() {
         let dir = built_dir();
         let from_folder = serve(Assets::folder(dir.path()));
         check_serving(from_folder).await;
-        let built_in = serve(Assets::Embedded(Arc::new(Embedded::new(embedded_from(
-            dir.path(),
-        )))));
-        check_serving(built_in).await;
+        check_serving(built_in_app(dir.path())).await;
     }
 
     #[tokio::test]
     async fn built_in_files_are_typed_and_revalidated_with_their_etag() {
         let dir = built_dir();
-        let app = serve(Assets::Embedded(Arc::new(Embedded::new(embedded_from(
-            dir.path(),
-        )))));
-        let icon = app
-            .clone()
-            .oneshot(request("/icons/app.svg", "*/*"))
-            .await
-            .expect("icon");
+        let app = built_in_app(dir.path());
+        let get = |path: &str, accept: &str| app.clone().oneshot(request(path, accept));
+        let icon = get("/icons/app.svg", "*/*").await.expect("icon");
         assert_eq!(icon.status(), StatusCode::OK);
         assert_eq!(icon.headers()[header::CONTENT_TYPE], "image/svg+xml");
-        let page = app
-            .clone()
-            .oneshot(request("/", "text/html"))
-            .await
-            .expect("root");
+        let page = get("/", "text/html").await.expect("root");
         assert_eq!(page.status(), StatusCode::OK);
         assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html");
         let etag = page.headers()[header::ETAG].clone();

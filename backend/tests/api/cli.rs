@@ -36,11 +36,16 @@ struct Serving {
 
 impl Serving {
     fn start(data_dir: &Path, vars: &[(&str, &str)]) -> Serving {
+        Self::start_logging(data_dir, vars, Stdio::null())
+    }
+
+    /// Starts it with its log (stderr) going to `stderr`.
+    fn start_logging(data_dir: &Path, vars: &[(&str, &str)], stderr: Stdio) -> Serving {
         let child = rollwatch(data_dir)
             .arg("serve")
             .envs(vars.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut serving = Serving {
@@ -520,26 +525,11 @@ async fn the_operator_commands_print_a_sentry_dsn_an_sdk_can_use() {
 #[test]
 fn log_format_json_writes_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let child = rollwatch(dir.path())
-        .arg("serve")
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut server = Serving {
-        child,
-        base: String::new(),
-        printed: Vec::new(),
-    };
-    let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("serve printed its address")
-        .unwrap()
-        .starts_with("Rollwatch listening on ")
-    {}
+    let mut server = Serving::start_logging(
+        dir.path(),
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        Stdio::piped(),
+    );
     let mut stderr_pipe = server.child.stderr.take().unwrap();
     assert!(server.terminate());
     let mut logged = String::new();
@@ -603,7 +593,10 @@ async fn backup_copies_the_live_database_consistently() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(acknowledged.load(Ordering::SeqCst) >= 200, "reports are being taken");
+    assert!(
+        acknowledged.load(Ordering::SeqCst) >= 200,
+        "reports are being taken"
+    );
 
     let copy = app.data_dir.path().join("backup.db");
     let backup = |path: std::path::PathBuf, url: String| {

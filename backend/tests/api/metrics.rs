@@ -300,24 +300,12 @@ async fn metrics_addr_serves_them_on_their_own_listener_only() {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
+    let get =
+        |at: std::net::SocketAddr, path: &str| client.get(format!("http://{at}{path}")).send();
 
-    let main = client
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(main.status(), 404);
-    let healthz = client
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(healthz.status(), 200);
-    let own = client
-        .get(format!("http://{metrics_addr}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(get(addr, "/metrics").await.unwrap().status(), 404);
+    assert_eq!(get(addr, "/healthz").await.unwrap().status(), 200);
+    let own = get(metrics_addr, "/metrics").await.unwrap();
     assert_eq!(own.status(), 200);
     let scraped = parse(&own.text().await.unwrap());
     assert_eq!(
@@ -326,12 +314,7 @@ async fn metrics_addr_serves_them_on_their_own_listener_only() {
         1.0,
         "{scraped:#?}"
     );
-    let elsewhere = client
-        .get(format!("http://{metrics_addr}/healthz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(elsewhere.status(), 404);
+    assert_eq!(get(metrics_addr, "/healthz").await.unwrap().status(), 404);
 
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
