@@ -95,7 +95,8 @@ fn serve(extra: &[String]) -> Result {
 /// `embedded-web` feature), so the binary serves it from any working directory. Its path.
 fn dist() -> Result<PathBuf> {
     frontend::build()?;
-    let dist_dir = workspace_root().join("dist");
+    let staged = target_dir()?.join("embedded-web");
+    stage(&workspace_root().join("dist"), &staged)?;
     run(cargo()
         .args([
             "build",
@@ -105,7 +106,7 @@ fn dist() -> Result<PathBuf> {
             "--features",
             "rollwatch/embedded-web",
         ])
-        .env("ROLLWATCH_EMBED_WEB_DIR", &dist_dir))?;
+        .env("ROLLWATCH_EMBED_WEB_DIR", &staged))?;
     let binary = target_dir()?.join("release/rollwatch");
     let size = std::fs::metadata(&binary)
         .map_err(|e| format!("{}: {e}", binary.display()))?
@@ -299,6 +300,45 @@ fn fuzz(args: &[String]) -> Result {
             .arg(format!("-max_total_time={}", minutes * 60))
             .args(["-print_final_stats=1", "-rss_limit_mb=1024"])
             .args(*options))?;
+    }
+    Ok(())
+}
+
+/// Makes `to` hold exactly the files of `from`, rewriting only those whose content differs.
+///
+/// Trunk rewrites every file of dist/ on each build, identical or not, and a newer file is
+/// one cargo re-embeds: built from dist/ directly, each `cargo xtask serve` spent minutes
+/// recompiling the release binary for a web app that had not changed.
+fn stage(from: &std::path::Path, to: &std::path::Path) -> Result {
+    let failed = |path: &std::path::Path, e: std::io::Error| format!("{}: {e}", path.display());
+    std::fs::create_dir_all(to).map_err(|e| failed(to, e))?;
+    let mut wanted = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(from).map_err(|e| failed(from, e))? {
+        let source = entry.map_err(|e| failed(from, e))?.path();
+        if !source.is_file() {
+            return Err(format!(
+                "{}: the web app is expected to be flat files",
+                source.display()
+            ));
+        }
+        let Some(name) = source.file_name().map(std::ffi::OsStr::to_os_string) else {
+            continue;
+        };
+        let target = to.join(&name);
+        let bytes = std::fs::read(&source).map_err(|e| failed(&source, e))?;
+        if std::fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
+            std::fs::write(&target, &bytes).map_err(|e| failed(&target, e))?;
+        }
+        wanted.insert(name);
+    }
+    for entry in std::fs::read_dir(to).map_err(|e| failed(to, e))? {
+        let staged = entry.map_err(|e| failed(to, e))?.path();
+        if staged
+            .file_name()
+            .is_some_and(|name| !wanted.contains(name))
+        {
+            std::fs::remove_file(&staged).map_err(|e| failed(&staged, e))?;
+        }
     }
     Ok(())
 }
