@@ -357,3 +357,42 @@ fn target_dir() -> Result<PathBuf> {
         .map(|(dir, _)| PathBuf::from(dir))
         .ok_or_else(|| "cargo metadata did not name the target directory".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_rewrites_only_what_changed_and_drops_what_is_gone() {
+        let root = std::env::temp_dir().join(format!("xtask-stage-{}", std::process::id()));
+        let (dist, staged) = (root.join("dist"), root.join("staged"));
+        std::fs::create_dir_all(&dist).expect("dist");
+        for (name, text) in [
+            ("index.html", "<html>"),
+            ("app-1.js", "one"),
+            ("old.css", "x"),
+        ] {
+            std::fs::write(dist.join(name), text).expect("file");
+        }
+        stage(&dist, &staged).expect("first stage");
+        let modified = |name: &str| {
+            std::fs::metadata(staged.join(name))
+                .and_then(|m| m.modified())
+                .expect("staged file")
+        };
+        let index_first = modified("index.html");
+        std::thread::sleep(Duration::from_millis(20));
+        // Trunk's next build: the same index rewritten, an asset changed, one gone.
+        std::fs::write(dist.join("index.html"), "<html>").expect("file");
+        std::fs::write(dist.join("app-1.js"), "two").expect("file");
+        std::fs::remove_file(dist.join("old.css")).expect("remove");
+        stage(&dist, &staged).expect("second stage");
+        assert_eq!(modified("index.html"), index_first, "unchanged, untouched");
+        assert_eq!(
+            std::fs::read_to_string(staged.join("app-1.js")).expect("file"),
+            "two"
+        );
+        assert!(!staged.join("old.css").exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -161,6 +161,15 @@ async fn counters_move_with_the_traffic_sent() {
             .unwrap();
         assert_eq!(answer.status(), expected);
     }
+    // A Sentry SDK without a key: refused on a route with a parameter.
+    let sentry = app
+        .client
+        .post(app.url(&format!("/api/{}/store/", app.app_id)))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sentry.status(), 401);
     // No route: one label value for every such path.
     for path in ["/nothing/here", "/wp-login.php"] {
         let answer = app.client.get(app.url(path)).send().await.unwrap();
@@ -188,6 +197,7 @@ async fn counters_move_with_the_traffic_sent() {
     for (code, n) in [
         ("invalid_field", 2.0),
         ("invalid_key", 1.0),
+        ("missing_key", 1.0),
         ("rate_limited", 1.0),
     ] {
         assert_eq!(
@@ -210,6 +220,7 @@ async fn counters_move_with_the_traffic_sent() {
     assert_eq!(requests("/reports/ingest", 429, "POST"), 1.0);
     assert_eq!(requests("/reports/ingest/batch", 202, "POST"), 1.0);
     assert_eq!(requests("unmatched", 404, "GET"), 2.0);
+    assert_eq!(requests("/api/{app_id}/store/", 401, "POST"), 1.0);
     assert_eq!(requests("/graphql", 200, "POST"), 3.0);
     // The first scrape was counted once it was answered.
     assert_eq!(requests("/metrics", 200, "GET"), 1.0);
