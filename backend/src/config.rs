@@ -31,8 +31,12 @@ pub struct Config {
     pub blob_url_ttl: Duration,
     pub http: HttpConfig,
     pub alerts: AlertsConfig,
-    /// `ROLLWATCH_WEB_DIR`: the built web app (`index.html` and its assets).
-    pub web_dir: PathBuf,
+    /// `ROLLWATCH_WEB_DIR`: the built web app (`index.html` and its assets) in a folder. Unset,
+    /// the web app built into the binary is served, or `./dist` by a build without one.
+    pub web_dir: Option<PathBuf>,
+    pub metrics: MetricsConfig,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
     /// `PUBLIC_URL`: where clients reach this server; the base of the DSNs the operator
     /// commands print (DESIGN §5.1).
     pub public_url: Option<reqwest::Url>,
@@ -62,6 +66,75 @@ impl HttpConfig {
             idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 75, 3600)?,
             max_connections: vars.bounded("HTTP_MAX_CONNECTIONS", 4096, 1, 1_000_000)?,
         })
+    }
+}
+
+/// Where `/metrics` is served, and who may read it.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsConfig {
+    /// `METRICS_ADDR`: a listener of its own for `/metrics` (then not served on `BIND_ADDR`),
+    /// so it can stay on a private interface while the API is public.
+    pub addr: Option<SocketAddr>,
+    /// `METRICS_TOKEN`: when set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub token: Option<SecretString>,
+}
+
+/// Shortest `METRICS_TOKEN` accepted: it guards a public port, so it must not be guessable.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
+
+impl MetricsConfig {
+    fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let addr = vars
+            .raw("METRICS_ADDR")
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|e| ConfigError {
+                    var: "METRICS_ADDR",
+                    message: format!("{text:?}: {e}"),
+                })
+            })
+            .transpose()?;
+        let token = vars.secret("METRICS_TOKEN");
+        if let Some(token) = &token {
+            let token = token.expose_secret();
+            // It travels in a header: visible ASCII only, so it compares as sent.
+            if token.chars().count() < MIN_METRICS_TOKEN_CHARS
+                || !token.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(ConfigError {
+                    var: "METRICS_TOKEN",
+                    message: format!(
+                        "must be at least {MIN_METRICS_TOKEN_CHARS} visible ASCII characters"
+                    ),
+                });
+            }
+        }
+        Ok(MetricsConfig { addr, token })
+    }
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For a person at a terminal or `journalctl`.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
+/// `LOG_FORMAT`: `text` (default) or `json`.
+fn log_format(vars: &Vars<'_>) -> Result<LogFormat, ConfigError> {
+    match vars
+        .raw("LOG_FORMAT")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError {
+            var: "LOG_FORMAT",
+            message: format!("{other:?} is not one of text, json"),
+        }),
     }
 }
 
@@ -232,6 +305,8 @@ impl Config {
         let alerts = AlertsConfig::from_vars(&vars)?;
         let web_dir = web_dir(&vars);
         let public_url = public_url(&vars)?;
+        let metrics = MetricsConfig::from_vars(&vars)?;
+        let log_format = log_format(&vars)?;
         Ok(Config {
             bind_addr,
             data_dir,
@@ -244,6 +319,8 @@ impl Config {
             alerts,
             web_dir,
             public_url,
+            metrics,
+            log_format,
         })
     }
 }
@@ -290,11 +367,8 @@ fn bind_addr(vars: &Vars<'_>) -> Result<SocketAddr, ConfigError> {
 }
 
 /// `ROLLWATCH_WEB_DIR`: the built web app, when it is served from a folder.
-fn web_dir(vars: &Vars<'_>) -> PathBuf {
-    PathBuf::from(
-        vars.raw("ROLLWATCH_WEB_DIR")
-            .unwrap_or_else(|| "dist".to_owned()),
-    )
+fn web_dir(vars: &Vars<'_>) -> Option<PathBuf> {
+    vars.raw("ROLLWATCH_WEB_DIR").map(PathBuf::from)
 }
 
 /// `ROLLWATCH_DATA_DIR`.
@@ -518,6 +592,30 @@ mod tests {
         assert_eq!(c.http.idle_timeout, Duration::from_secs(75));
         assert_eq!(c.http.max_connections, 4096);
         assert_eq!(c.public_url, None);
+        assert_eq!(c.web_dir, None);
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert!(c.metrics.addr.is_none() && c.metrics.token.is_none());
+    }
+
+    #[test]
+    fn log_format_and_metrics_are_read() {
+        let c = config(&[
+            ("LOG_FORMAT", "JSON"),
+            ("METRICS_ADDR", "127.0.0.1:9090"),
+            ("METRICS_TOKEN", "scrape-token-0123456789"),
+        ])
+        .expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.metrics.addr.map(|a| a.port()), Some(9090));
+        assert_eq!(
+            c.metrics.token.as_ref().map(|t| t.expose_secret()),
+            Some("scrape-token-0123456789")
+        );
+        let err = config(&[("LOG_FORMAT", "yaml")]).expect_err("unknown format");
+        assert_eq!(
+            err.to_string(),
+            "invalid LOG_FORMAT: \"yaml\" is not one of text, json"
+        );
     }
 
     #[test]
@@ -543,6 +641,10 @@ mod tests {
             ("HTTP_REQUEST_BODY_TIMEOUT_SECONDS", "3601"),
             ("HTTP_IDLE_TIMEOUT_SECONDS", "forever"),
             ("HTTP_MAX_CONNECTIONS", "0"),
+            ("LOG_FORMAT", "pretty"),
+            ("METRICS_ADDR", "9090"),
+            ("METRICS_TOKEN", "short"),
+            ("METRICS_TOKEN", "a token with spaces in it"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).expect_err(var);
@@ -577,6 +679,7 @@ mod tests {
         const PASSWORD: &str = "admin-password-Quokka-4821";
         const S3_SECRET: &str = "s3-secret-key-Wombat-9035";
         const DB_PASSWORD: &str = "db-password-Numbat-2718";
+        const METRICS_TOKEN: &str = "metrics-token-Quoll-6180";
         let database_url = format!("postgres://rollwatch:{DB_PASSWORD}@db.internal/rollwatch");
         let c = config(&[
             ("DATABASE_URL", &database_url),
@@ -587,6 +690,7 @@ mod tests {
             ("S3_ACCESS_KEY_ID", "ak"),
             ("S3_SECRET_ACCESS_KEY", S3_SECRET),
             ("S3_BUCKET_NAME_PRIVATE", "private"),
+            ("METRICS_TOKEN", METRICS_TOKEN),
         ])
         .expect("valid config");
         let StorageConfig::S3(s3) = &c.storage else {
@@ -605,7 +709,7 @@ mod tests {
         assert_eq!(c.database_url.expose_secret(), database_url);
 
         for printed in [format!("{c:?}"), format!("{c:#?}")] {
-            for secret in [JWT, PASSWORD, S3_SECRET, DB_PASSWORD] {
+            for secret in [JWT, PASSWORD, S3_SECRET, DB_PASSWORD, METRICS_TOKEN] {
                 assert!(!printed.contains(secret), "{secret} in {printed}");
             }
             // Not a blanket redaction: the rest of the configuration still shows.

@@ -12,7 +12,6 @@ use entity::report_blobs;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 
-use crate::blobs::BlobStore;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -40,7 +39,7 @@ async fn download(
     if !state.blob_links.verify(&blob_id, expires, &sig, Utc::now()) {
         return Err(ApiError::LinkRefused);
     }
-    let BlobStore::Local(local) = &state.blobs else {
+    let Some(local) = state.blobs.local() else {
         // S3 blobs are downloaded from the bucket through presigned URLs, never from here.
         return Err(ApiError::NotFound);
     };
@@ -48,8 +47,9 @@ async fn download(
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let bytes = local
-        .get(&row.storage_key)
+    let bytes = state
+        .blobs
+        .timed("get", local.get(&row.storage_key))
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, blob = blob_id, "blob unreadable");

@@ -51,7 +51,14 @@ pub enum ApiError {
     Forbidden,
     #[error("{0}")]
     BodyTimeout(crate::listen::BodyTimeout),
+    #[error("this endpoint needs Authorization: Bearer <METRICS_TOKEN>")]
+    MetricsTokenRequired,
 }
+
+/// The `code` of an error answer, left in the response's extensions so middleware can count
+/// refusals by code without parsing the body (`ingest::count_rejections`).
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorCode(pub &'static str);
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -63,9 +70,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MissingKey | ApiError::MissingSentryKey | ApiError::InvalidKey => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::MissingKey
+            | ApiError::MissingSentryKey
+            | ApiError::InvalidKey
+            | ApiError::MetricsTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::ReportsDisabled => StatusCode::FORBIDDEN,
             ApiError::TooLarge { .. }
             | ApiError::BatchTooLarge { .. }
@@ -102,6 +110,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => "request_timeout",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden => "forbidden",
+            ApiError::MetricsTokenRequired => "unauthorized",
         }
     }
 
@@ -208,6 +217,7 @@ impl From<sea_orm::DbErr> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), axum::Json(self.body())).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
         match self {
             ApiError::RateLimited { retry_after_secs } => {
                 response
@@ -218,6 +228,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::MetricsTokenRequired => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rollwatch::auth::tokens::{self, TokenSpec};
 use rollwatch::auth::{Actor, AppScope};
-use rollwatch::config::{Config, ExposeSecret};
+use rollwatch::config::{Config, ExposeSecret, LogFormat};
 use rollwatch::gate::client::{self as gate_client, GateArgs};
 use rollwatch::server::Server;
-use rollwatch::{accounts, apps, db, dsn, graphql, keys};
+use rollwatch::{accounts, apps, backup, db, dsn, graphql, keys};
 
 #[derive(Parser)]
 #[command(name = "rollwatch", version, about = "Self-hosted rollout health")]
@@ -46,6 +46,12 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Copy the embedded SQLite database to PATH while the server runs (a consistent
+    /// snapshot); PATH must not exist yet. For PostgreSQL use pg_dump.
+    Backup {
+        /// Where the copy goes: a new file.
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,13 +164,6 @@ async fn main() -> ExitCode {
         // A client of a server elsewhere: it needs none of the server's configuration.
         return gate_client::run(args).await;
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
-        )
-        .init();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -172,12 +171,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(config.log_format);
     match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rollwatch: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines to stderr, filtered by `RUST_LOG`, as text or (`LOG_FORMAT=json`) one JSON
+/// object per line with the event's fields at the top level.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
 }
 
@@ -230,6 +244,15 @@ async fn run(command: Command, config: Config) -> Result<(), AnyError> {
         }
         Command::Schema => {
             print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Backup { path } => {
+            let copy = backup::sqlite_copy(config.database_url.expose_secret(), &path).await?;
+            eprintln!(
+                "backed up to {} ({} bytes)",
+                copy.path.display(),
+                copy.bytes
+            );
             Ok(())
         }
         Command::Tokens {

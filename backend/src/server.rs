@@ -27,8 +27,9 @@ use crate::keys::KeyCache;
 use crate::ratelimit::shared::SharedLimits;
 use crate::ratelimit::{Allowance, RateLimits};
 use crate::state::{AppState, Shared};
+use crate::telemetry::Metrics;
 use crate::throttled::ThrottledTally;
-use crate::{alerts, db, downloads, export, ingest, listen, retention, sdk_script, web};
+use crate::{alerts, db, downloads, export, ingest, listen, retention, scrape, sdk_script, web};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -40,6 +41,8 @@ const RETENTION_LEASE: &str = "retention";
 const FORGET_IDLE_LIMITS_EVERY: Duration = Duration::from_secs(60);
 /// How long refusals may pile up in memory before they are counted in the database.
 const COUNT_THROTTLED_EVERY: Duration = Duration::from_secs(5);
+/// How often recorded histogram samples are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -65,6 +68,8 @@ pub enum StartError {
 
 pub struct Server {
     listener: TcpListener,
+    /// `METRICS_ADDR`'s listener, when `/metrics` has one of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     writer_task: JoinHandle<()>,
     /// Set on the first start of an install; its password must be shown to the operator once.
@@ -87,16 +92,20 @@ impl Server {
             lock.release().await?;
         }
         let first_admin = first_admin?;
-        let blobs = BlobStore::from_config(&config.storage)?;
+        let metrics = Metrics::new();
+        let blobs = BlobStore::from_config(&config.storage, metrics.clone())?;
         let secret = jwt::load_or_create_secret(&config)?;
-        let listener = TcpListener::bind(config.bind_addr)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.bind_addr,
-                source,
-            })?;
-        let (writer, writer_task) =
-            Writer::spawn(db.conn().clone(), db.gate().clone(), WRITE_QUEUE_CAPACITY);
+        let listener = bind(config.bind_addr).await?;
+        let metrics_listener = match config.metrics.addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let (writer, writer_task) = Writer::spawn(
+            db.conn().clone(),
+            db.gate().clone(),
+            WRITE_QUEUE_CAPACITY,
+            metrics.clone(),
+        );
         let shared_limits = config
             .reports
             .redis_url
@@ -126,9 +135,11 @@ impl Server {
             logins: Logins::new()?,
             blob_links: LinkSigner::new(&secret),
             destination_secrets: DestinationSecrets::new(&secret),
+            metrics,
         });
         Ok(Server {
             listener,
+            metrics_listener,
             state,
             writer_task,
             first_admin,
@@ -139,6 +150,11 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served when `METRICS_ADDR` gives it a listener of its own.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
+    }
+
     /// Serves until `shutdown` resolves, then lets requests in flight finish: each of them is
     /// answered only after its counts are committed, so nothing acknowledged is lost.
     pub async fn run(
@@ -147,6 +163,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let Server {
             listener,
+            metrics_listener,
             state,
             writer_task,
             ..
@@ -157,11 +174,36 @@ impl Server {
             tokio::spawn(count_throttled_forever(state.clone())),
             tokio::spawn(alerts::evaluate_forever(state.clone())),
             tokio::spawn(alerts::deliver_forever(state.clone())),
+            tokio::spawn(metrics_upkeep(state.clone())),
         ];
         // Each request carries its client's address (`ConnectInfo`): it keys the sign-in rate
         // limit.
         let limits = state.config.http.clone();
+        // The metrics listener stops with the main one.
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_metrics.send(true);
+        };
+        let metrics_served = metrics_listener.map(|listener| {
+            let mut stopped = metrics_stopped;
+            tokio::spawn(listen::serve(
+                listener,
+                scrape::routes().with_state(state.clone()),
+                limits.clone(),
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ))
+        });
         let served = listen::serve(listener, router(state.clone()), limits, shutdown).await;
+        if let Some(metrics_served) = metrics_served {
+            match metrics_served.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "the metrics listener's task failed"),
+            }
+        }
         for task in background {
             task.abort();
             let _ = task.await;
@@ -180,16 +222,25 @@ impl Server {
     }
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         // Rollout pages ask for tens of kilobytes of JSON: worth compressing.
         .merge(graphql::routes().layer(CompressionLayer::new()));
+    if state.config.metrics.addr.is_none() {
+        app = app.merge(scrape::routes());
+    }
     if state.config.reports.enabled {
         app = app
-            .merge(ingest::routes())
-            .merge(ingest::sentry::routes())
+            .merge(ingest::routes(&state))
+            .merge(ingest::sentry::routes(&state))
             .merge(downloads::routes())
             .merge(export::routes())
             .merge(sdk_script::routes());
@@ -198,10 +249,15 @@ pub fn router(state: AppState) -> Router {
         }
     }
     // Everything else is the web app, or a JSON 404 when it has not been built.
-    let app = match web::built_app(&state.config.web_dir) {
+    let app = match web::built_app(state.config.web_dir.as_deref()) {
         Some(web_app) => app.fallback_service(web_app),
         None => app.fallback(not_found),
     };
+    // Outside every route, so the fallback's answers are counted too.
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        scrape::track_requests,
+    ));
     // The span names the path, never the query: beacons carry their report key there
     // (crate::beacon), Sentry SDKs their `sentry_key`, and download links their signature.
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -283,6 +339,14 @@ async fn count_throttled_forever(state: AppState) {
 async fn flush_throttled(state: &AppState) {
     if let Err(e) = state.throttled.flush(&state.db).await {
         tracing::warn!(error = %e, "counting throttled requests failed; kept for the next try");
+    }
+}
+
+async fn metrics_upkeep(state: AppState) {
+    let mut every = tokio::time::interval(METRICS_UPKEEP_EVERY);
+    loop {
+        every.tick().await;
+        state.metrics.run_upkeep();
     }
 }
 

@@ -13,6 +13,7 @@ use crate::db::Store;
 use crate::ingest::writer::Writer;
 use crate::keys::KeyCache;
 use crate::ratelimit::RateLimits;
+use crate::telemetry::Metrics;
 use crate::throttled::ThrottledTally;
 
 pub struct Shared {
@@ -32,6 +33,8 @@ pub struct Shared {
     pub blob_links: LinkSigner,
     /// The signing secrets of alert destinations.
     pub destination_secrets: DestinationSecrets,
+    /// This server's Prometheus metrics (`/metrics`).
+    pub metrics: Metrics,
 }
 
 #[derive(Clone)]

@@ -212,6 +212,22 @@ test('filters change the numbers and stay in the URL', async () => {
   await screenshot('05-filtered-by-crashes-per-platform');
 });
 
+test('the rollout page downloads the groups and the releases as CSV', async () => {
+  const downloading = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Groups (CSV)' }).click();
+  const download = await downloading;
+  expect(download.suggestedFilename()).toBe('groups.csv');
+  const lines = readFileSync(await download.path()).toString('utf8').trim().split('\r\n');
+  expect(lines[0]).toBe('group_hash,version,channel,platform,arch,event_type,reason,count,first_seen,last_seen,blob_count');
+  // Every group of the app, whatever the page's filters: 2 versions × 2 channels × 3
+  // platforms of crashes, and the failed updates.
+  expect(lines.length - 1).toBe(13);
+  const releases = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Releases (CSV)' }).click();
+  const health = readFileSync(await (await releases).path()).toString('utf8');
+  expect(health).toContain('1.1.0,stable,16,2,0,300,0,0,');
+});
+
 test('a group page downloads its details', async () => {
   const row = page
     .locator('table.groups tbody tr')

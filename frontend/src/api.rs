@@ -193,6 +193,32 @@ pub async fn call<Q: GraphQLQuery>(variables: Q::Variables) -> Result<Q::Respons
     answer.map_err(Refusal::into_error)
 }
 
+/// Downloads `path` (an export) with the session's token: its bytes and content type.
+pub async fn download(path: &str) -> Result<(Vec<u8>, String), ApiError> {
+    let mut request = gloo_net::http::Request::get(path);
+    if let Some(token) = session::token() {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let network = |e: gloo_net::Error| ApiError::Network(e.to_string());
+    let response = request.send().await.map_err(network)?;
+    if !response.ok() {
+        let text = response.text().await.map_err(network)?;
+        let message = serde_json::from_str::<RestError>(&text)
+            .map(|e| e.error.message)
+            .unwrap_or_else(|_| format!("the server answered {}", response.status()));
+        return Err(ApiError::Refused {
+            code: None,
+            message,
+        });
+    }
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let bytes = response.binary().await.map_err(network)?;
+    Ok((bytes, content_type))
+}
+
 #[derive(Debug, PartialEq)]
 enum Refusal {
     Unauthenticated,

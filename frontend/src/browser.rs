@@ -50,3 +50,29 @@ pub async fn copy(text: &str) -> bool {
     let promise = window.navigator().clipboard().write_text(text);
     wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
 }
+
+/// Hands `bytes` to the browser as a download named `name`; false when it refused.
+pub fn save(name: &str, content_type: &str, bytes: &[u8]) -> bool {
+    use web_sys::wasm_bindgen::JsCast;
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(content_type);
+    let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options) else {
+        return false;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return false;
+    };
+    let anchor = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| document.create_element("a").ok())
+        .and_then(|element| element.dyn_into::<web_sys::HtmlAnchorElement>().ok());
+    let saved = anchor.is_some_and(|anchor| {
+        anchor.set_href(&url);
+        anchor.set_download(name);
+        anchor.click();
+        true
+    });
+    let _ = web_sys::Url::revoke_object_url(&url);
+    saved
+}

@@ -1,7 +1,9 @@
 //! `cargo xtask …`: the project's own commands, so a fresh machine needs nothing but cargo.
 //!
-//! - `serve`: build the web app (frontend/ → dist/), then run Rollwatch on the embedded
-//!   default (SQLite + blob folder under ./data).
+//! - `serve`: build the web app (frontend/ → dist/) and the optimised `rollwatch` with it
+//!   built in (`dist`), then run it on the embedded default (SQLite + blob folder under
+//!   ./data).
+//! - `dist`: build that one binary and print its path.
 //! - `test`: every check and test — formatting, lints, unit and integration tests on SQLite
 //!   and PostgreSQL (the machine's server, started here when it is down), the Python client's
 //!   tests (sdk/python), Python's stock Sentry SDK against the server (a pinned venv in
@@ -27,11 +29,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
+        Some("dist") => dist().map(|binary| println!("{}", binary.display())),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => Err(
-            "usage: cargo xtask <serve [rollwatch serve args…] | test | \
+            "usage: cargo xtask <serve [rollwatch serve args…] | dist | test | \
              bench [loadgen args…] | fuzz --minutes N [target…]>"
                 .to_owned(),
         ),
@@ -79,11 +82,41 @@ fn run(command: &mut Command) -> Result {
     }
 }
 
+/// What a new user judges Rollwatch by: the optimised build, web app and all.
 fn serve(extra: &[String]) -> Result {
-    frontend::build()?;
-    run(cargo()
-        .args(["run", "--package", "rollwatch", "--", "serve"])
+    let binary = dist()?;
+    run(Command::new(binary)
+        .current_dir(workspace_root())
+        .arg("serve")
         .args(extra))
+}
+
+/// Builds the web app, then the release `rollwatch` with it built in (the backend's
+/// `embedded-web` feature), so the binary serves it from any working directory. Its path.
+fn dist() -> Result<PathBuf> {
+    frontend::build()?;
+    let staged = target_dir()?.join("embedded-web");
+    stage(&workspace_root().join("dist"), &staged)?;
+    run(cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "rollwatch",
+            "--features",
+            "rollwatch/embedded-web",
+        ])
+        .env("ROLLWATCH_EMBED_WEB_DIR", &staged))?;
+    let binary = target_dir()?.join("release/rollwatch");
+    let size = std::fs::metadata(&binary)
+        .map_err(|e| format!("{}: {e}", binary.display()))?
+        .len();
+    eprintln!(
+        "xtask: {} ({:.1} MiB, web app built in)",
+        binary.display(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    Ok(binary)
 }
 
 const POSTGRES_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 5432);
@@ -271,6 +304,45 @@ fn fuzz(args: &[String]) -> Result {
     Ok(())
 }
 
+/// Makes `to` hold exactly the files of `from`, rewriting only those whose content differs.
+///
+/// Trunk rewrites every file of dist/ on each build, identical or not, and a newer file is
+/// one cargo re-embeds: built from dist/ directly, each `cargo xtask serve` spent minutes
+/// recompiling the release binary for a web app that had not changed.
+fn stage(from: &std::path::Path, to: &std::path::Path) -> Result {
+    let failed = |path: &std::path::Path, e: std::io::Error| format!("{}: {e}", path.display());
+    std::fs::create_dir_all(to).map_err(|e| failed(to, e))?;
+    let mut wanted = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(from).map_err(|e| failed(from, e))? {
+        let source = entry.map_err(|e| failed(from, e))?.path();
+        if !source.is_file() {
+            return Err(format!(
+                "{}: the web app is expected to be flat files",
+                source.display()
+            ));
+        }
+        let Some(name) = source.file_name().map(std::ffi::OsStr::to_os_string) else {
+            continue;
+        };
+        let target = to.join(&name);
+        let bytes = std::fs::read(&source).map_err(|e| failed(&source, e))?;
+        if std::fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
+            std::fs::write(&target, &bytes).map_err(|e| failed(&target, e))?;
+        }
+        wanted.insert(name);
+    }
+    for entry in std::fs::read_dir(to).map_err(|e| failed(to, e))? {
+        let staged = entry.map_err(|e| failed(to, e))?.path();
+        if staged
+            .file_name()
+            .is_some_and(|name| !wanted.contains(name))
+        {
+            std::fs::remove_file(&staged).map_err(|e| failed(&staged, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Cargo's target directory, wherever `CARGO_TARGET_DIR` or a config file put it.
 fn target_dir() -> Result<PathBuf> {
     let output = cargo()
@@ -284,4 +356,43 @@ fn target_dir() -> Result<PathBuf> {
         .and_then(|(_, rest)| rest.split_once('"'))
         .map(|(dir, _)| PathBuf::from(dir))
         .ok_or_else(|| "cargo metadata did not name the target directory".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_rewrites_only_what_changed_and_drops_what_is_gone() {
+        let root = std::env::temp_dir().join(format!("xtask-stage-{}", std::process::id()));
+        let (dist, staged) = (root.join("dist"), root.join("staged"));
+        std::fs::create_dir_all(&dist).expect("dist");
+        for (name, text) in [
+            ("index.html", "<html>"),
+            ("app-1.js", "one"),
+            ("old.css", "x"),
+        ] {
+            std::fs::write(dist.join(name), text).expect("file");
+        }
+        stage(&dist, &staged).expect("first stage");
+        let modified = |name: &str| {
+            std::fs::metadata(staged.join(name))
+                .and_then(|m| m.modified())
+                .expect("staged file")
+        };
+        let index_first = modified("index.html");
+        std::thread::sleep(Duration::from_millis(20));
+        // Trunk's next build: the same index rewritten, an asset changed, one gone.
+        std::fs::write(dist.join("index.html"), "<html>").expect("file");
+        std::fs::write(dist.join("app-1.js"), "two").expect("file");
+        std::fs::remove_file(dist.join("old.css")).expect("remove");
+        stage(&dist, &staged).expect("second stage");
+        assert_eq!(modified("index.html"), index_first, "unchanged, untouched");
+        assert_eq!(
+            std::fs::read_to_string(staged.join("app-1.js")).expect("file"),
+            "two"
+        );
+        assert!(!staged.join("old.css").exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

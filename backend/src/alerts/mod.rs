@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::auth::{self, Actor, Permission};
 use crate::error::ServiceError;
 use crate::state::AppState;
+use crate::telemetry::GateCaller;
 
 /// How often due deliveries are looked for.
 const DELIVERY_POLL: Duration = Duration::from_secs(1);
@@ -95,7 +96,14 @@ pub async fn evaluate_forever(state: AppState) {
         )
         .await
         {
-            Ok(round) => tracing::debug!(?round, "alert evaluation"),
+            Ok(round) => {
+                for verdict in &round.verdicts {
+                    state
+                        .metrics
+                        .gate_evaluated(GateCaller::Alerts, verdict.as_str());
+                }
+                tracing::debug!(?round, "alert evaluation");
+            }
             Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
         }
     }

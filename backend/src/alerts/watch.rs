@@ -42,16 +42,10 @@ pub struct Watched {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Round {
     pub releases: usize,
+    /// Each release's verdict, for the gate evaluation metrics.
+    pub verdicts: Vec<Verdict>,
     pub verdict_changes: usize,
     pub alerts: usize,
-}
-
-pub fn verdict_name(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::InsufficientData => "INSUFFICIENT_DATA",
-    }
 }
 
 /// The releases with reports or usage since `since`.
@@ -167,6 +161,7 @@ pub async fn evaluate(
             Err(e) => return Err(e),
         };
         round.releases += 1;
+        round.verdicts.push(result.verdict);
         let context = Context {
             release: &release,
             app_name: names.get(&release.app_id).map_or("", String::as_str),
@@ -212,7 +207,7 @@ impl Context<'_> {
             "summary": summary,
             "app": { "id": self.release.app_id, "name": self.app_name },
             "release": { "version": self.release.version, "channel": self.release.channel },
-            "verdict": verdict_name(self.result.verdict),
+            "verdict": self.result.verdict.as_str(),
             "reasons": self.result.reasons,
             "metrics": self.result.metrics,
             "baselineVersion": self.result.baseline_version,
@@ -241,7 +236,7 @@ async fn judge(
     rules: &[Rule],
 ) -> Result<(bool, usize), ServiceError> {
     let release = context.release;
-    let verdict = verdict_name(context.result.verdict);
+    let verdict = context.result.verdict.as_str();
     let last = release_verdicts::Entity::find()
         .filter(release_verdicts::Column::AppId.eq(release.app_id))
         .filter(release_verdicts::Column::Channel.eq(release.channel.as_str()))

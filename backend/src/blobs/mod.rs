@@ -4,7 +4,8 @@ mod links;
 mod local;
 mod s3;
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ pub use local::LocalBlobs;
 pub use s3::S3Blobs;
 
 use crate::config::StorageConfig;
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -23,31 +25,59 @@ pub enum BlobError {
     S3(String),
 }
 
-pub enum BlobStore {
+/// The configured store; every call through it is timed, and counted when it fails.
+pub struct BlobStore {
+    backend: Backend,
+    metrics: Metrics,
+}
+
+pub enum Backend {
     Local(LocalBlobs),
     S3(S3Blobs),
 }
 
 impl BlobStore {
-    pub fn from_config(storage: &StorageConfig) -> Result<Self, BlobError> {
-        Ok(match storage {
-            StorageConfig::Local { dir } => BlobStore::Local(LocalBlobs::new(dir.clone())?),
-            StorageConfig::S3(s3) => BlobStore::S3(S3Blobs::new(s3)),
-        })
+    pub fn from_config(storage: &StorageConfig, metrics: Metrics) -> Result<Self, BlobError> {
+        let backend = match storage {
+            StorageConfig::Local { dir } => Backend::Local(LocalBlobs::new(dir.clone())?),
+            StorageConfig::S3(s3) => Backend::S3(S3Blobs::new(s3)),
+        };
+        Ok(BlobStore { backend, metrics })
+    }
+
+    /// The local folder, when blobs are kept in one (it alone serves downloads itself).
+    pub fn local(&self) -> Option<&LocalBlobs> {
+        match &self.backend {
+            Backend::Local(local) => Some(local),
+            Backend::S3(_) => None,
+        }
+    }
+
+    /// Runs one store call, recording its duration and whether it failed.
+    pub async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, BlobError>>,
+    ) -> Result<T, BlobError> {
+        let started = Instant::now();
+        let outcome = call.await;
+        self.metrics
+            .blob_operation(operation, started.elapsed(), outcome.is_ok());
+        outcome
     }
 
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
-        match self {
-            BlobStore::Local(local) => local.put(key, body).await,
-            BlobStore::S3(s3) => s3.put(key, body).await,
+        match &self.backend {
+            Backend::Local(local) => self.timed("put", local.put(key, body)).await,
+            Backend::S3(s3) => self.timed("put", s3.put(key, body)).await,
         }
     }
 
     /// Deletes the object; an object that is already gone is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        match self {
-            BlobStore::Local(local) => local.delete(key).await,
-            BlobStore::S3(s3) => s3.delete(key).await,
+        match &self.backend {
+            Backend::Local(local) => self.timed("delete", local.delete(key)).await,
+            Backend::S3(s3) => self.timed("delete", s3.delete(key)).await,
         }
     }
 }
@@ -72,9 +102,12 @@ impl BlobStore {
         // Rounded up to whole seconds, as links carry it: a link lives at least `ttl`.
         let expires_at =
             DateTime::from_timestamp(Utc::now().timestamp() + 1, 0).unwrap_or_default() + ttl;
-        let url = match self {
-            BlobStore::Local(_) => format!("{local_base}{}", signer.path(blob_id, expires_at)),
-            BlobStore::S3(s3) => s3.presign_get(storage_key, ttl).await?,
+        let url = match &self.backend {
+            Backend::Local(_) => format!("{local_base}{}", signer.path(blob_id, expires_at)),
+            Backend::S3(s3) => {
+                self.timed("presign", s3.presign_get(storage_key, ttl))
+                    .await?
+            }
         };
         Ok(BlobLink { url, expires_at })
     }

@@ -131,7 +131,7 @@ pub async fn measure_in(
 }
 
 /// The version's platform, arch and platform × arch slices with data over `window`, each
-/// with its counts.
+/// with its counts: one read by platform × arch, summed here into platforms and archs.
 pub async fn slices(
     db: &impl ConnectionTrait,
     selection: Selection<'_>,
@@ -139,28 +139,63 @@ pub async fn slices(
     window: Window,
 ) -> Result<BTreeMap<SliceKey, Measured>, DbErr> {
     let slice = selection.windowed(version, window);
-    let mut slices = BTreeMap::new();
-    for by in [
-        &[Dimension::Platform][..],
-        &[Dimension::Arch],
+    let cells = rollup::cells(
+        db,
+        selection.app_id,
+        &slice,
         &[Dimension::Platform, Dimension::Arch],
-    ] {
-        for cell in rollup::cells(db, selection.app_id, &slice, by).await? {
-            let platform = cell.key.platform.as_deref().and_then(Platform::from_stored);
-            let arch = cell.key.arch.as_deref().and_then(Arch::from_stored);
-            let unknown = platform == Some(Platform::Unknown) || arch == Some(Arch::Unknown);
-            if unknown || (platform.is_none() && arch.is_none()) {
-                continue;
-            }
-            slices.insert(
+    )
+    .await?;
+    let known = |cell: &rollup::Cell| {
+        (
+            cell.key.platform.as_deref().and_then(Platform::from_stored),
+            cell.key.arch.as_deref().and_then(Arch::from_stored),
+        )
+    };
+    // As `rollup::cells` judges a split: counts that do not say their platform (arch) may
+    // belong to any platform (arch) slice, so none of those is sliced alike.
+    let unknown_platform = cells
+        .iter()
+        .any(|cell| known(cell).0.is_none_or(|p| p == Platform::Unknown));
+    let unknown_arch = cells
+        .iter()
+        .any(|cell| known(cell).1.is_none_or(|a| a == Arch::Unknown));
+    let mut slices: BTreeMap<SliceKey, Measured> = BTreeMap::new();
+    for cell in &cells {
+        let (Some(platform), Some(arch)) = known(cell) else {
+            continue;
+        };
+        let platform = Some(platform).filter(|p| *p != Platform::Unknown);
+        let arch = Some(arch).filter(|a| *a != Arch::Unknown);
+        let mut keys = Vec::with_capacity(3);
+        if let (Some(_), Some(_)) = (platform, arch) {
+            keys.push((
                 SliceKey { platform, arch },
-                Measured {
-                    version: version.to_owned(),
-                    window: Some(window),
-                    counts: cell.counts,
-                    sliced_alike: cell.sliced_alike,
-                },
-            );
+                !unknown_platform && !unknown_arch,
+            ));
+        }
+        if platform.is_some() {
+            let key = SliceKey {
+                platform,
+                arch: None,
+            };
+            keys.push((key, !unknown_platform));
+        }
+        if arch.is_some() {
+            let key = SliceKey {
+                platform: None,
+                arch,
+            };
+            keys.push((key, !unknown_arch));
+        }
+        for (key, alike) in keys {
+            let measured = slices.entry(key).or_insert_with(|| Measured {
+                version: version.to_owned(),
+                window: Some(window),
+                counts: Counts::default(),
+                sliced_alike: alike,
+            });
+            measured.counts.add(&cell.counts);
         }
     }
     Ok(slices)

@@ -31,6 +31,17 @@ pub enum Verdict {
     InsufficientData,
 }
 
+impl Verdict {
+    /// As the API and alerts spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[graphql(name = "GateMetricStatus")]

@@ -11,6 +11,7 @@ use crate::gate::evaluate::GateResult;
 use crate::gate::policy::{self, BaselineExposure, GatePolicy, MetricPolicy};
 use crate::gate::{self, GateQuery};
 use crate::model;
+use crate::telemetry::GateCaller;
 
 #[derive(Default)]
 pub struct GateQueries;
@@ -40,7 +41,12 @@ impl GateQueries {
             arch,
             baseline,
         };
-        Ok(gate::release_gate(&state(ctx).db, app_id, &query).await?)
+        let state = state(ctx);
+        let result = gate::release_gate(&state.db, app_id, &query).await?;
+        state
+            .metrics
+            .gate_evaluated(GateCaller::Api, result.verdict.as_str());
+        Ok(result)
     }
 
     /// The gate policy in force for `channel` of the app, or for all its channels.

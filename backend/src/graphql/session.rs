@@ -5,6 +5,7 @@ use async_graphql::{Context, Object};
 use super::error::GqlResult;
 use super::types::{Session, User, user_objects};
 use super::{actor, request_info, state};
+use crate::auth::AuthError;
 
 #[derive(Default)]
 pub struct SessionQuery;
@@ -36,7 +37,12 @@ impl SessionMutation {
         let user = state
             .logins
             .verify(&state.db, &email, &password, request_info(ctx).client)
-            .await?;
+            .await
+            .inspect_err(|e| match e {
+                AuthError::BadCredentials => state.metrics.login_failed("bad_credentials"),
+                AuthError::RateLimited { .. } => state.metrics.login_failed("rate_limited"),
+                _ => {}
+            })?;
         Session::issue(state, user).await
     }
 }

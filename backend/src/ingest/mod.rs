@@ -26,7 +26,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use crate::blobs::storage_key;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::keys::KeyOwner;
 use crate::model::GroupKey;
 use crate::state::AppState;
@@ -38,10 +38,11 @@ use writer::{Claim, Outcome, Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let counted = || axum::middleware::from_fn_with_state(state.clone(), count_rejections);
     Router::new()
-        .route("/reports/ingest", post(ingest))
-        .route("/reports/ingest/batch", post(ingest_batch))
+        .route("/reports/ingest", post(ingest).layer(counted()))
+        .route("/reports/ingest/batch", post(ingest_batch).layer(counted()))
         .route("/reports/usage", post(usage))
         .layer(axum::middleware::from_fn(crate::beacon::query_credentials))
         .layer(axum::middleware::from_fn(crate::cors::any_origin))
@@ -52,6 +53,21 @@ impl From<WriteError> for ApiError {
         tracing::warn!(error = %err, "counts not committed");
         ApiError::StoreUnavailable
     }
+}
+
+/// Counts a report request refused as a whole (its key, rate limit, body, JSON, or the
+/// store) by its error code: the code is in the answer's extensions whichever extractor or
+/// handler refused it. A batch's refused items are counted by the batch handler.
+pub async fn count_rejections(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        state.metrics.report_rejected(code);
+    }
+    response
 }
 
 /// Checks a parsed report against the key's app and the caps; nothing is written yet.
@@ -168,8 +184,15 @@ async fn commit(
         answer: answer.to_string(),
     });
     let lookup = claim.as_ref().map(|claim| claim.key.clone());
+    let reports = writes
+        .iter()
+        .filter(|write| matches!(write, Write::Report { .. }))
+        .count();
     match (state.writer.submit(writes, claim).await?, lookup) {
-        (Outcome::Counted, _) => Ok(None),
+        (Outcome::Counted, _) => {
+            state.metrics.reports_accepted(reports as u64);
+            Ok(None)
+        }
         (Outcome::Claimed, Some(key)) => {
             let stored = idempotency::stored(&state.db, app_id, &key).await?;
             Ok(Some(idempotency::replay(
@@ -251,6 +274,7 @@ async fn ingest_batch(
                 if let ApiError::RateLimited { retry_after_secs } = err {
                     retry_after = Some(*retry_after_secs);
                 }
+                state.metrics.report_rejected(err.code());
                 let mut answer = err.body();
                 answer["status"] = json!(err.status().as_u16());
                 answer

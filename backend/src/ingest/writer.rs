@@ -19,6 +19,7 @@ use super::payload::Usage;
 use crate::db::WriteGate;
 use crate::model::{GroupKey, Release};
 use crate::rollup::{DAY_SECONDS, HOUR_SECONDS};
+use crate::telemetry::Metrics;
 
 /// How many queued requests one flush may take; bounds a transaction's size.
 const MAX_JOBS_PER_FLUSH: usize = 2048;
@@ -88,10 +89,16 @@ impl Writer {
         db: DatabaseConnection,
         gate: WriteGate,
         queue_capacity: usize,
+        metrics: Metrics,
     ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(queue_capacity);
-        let task = tokio::spawn(run(db, gate, jobs));
+        let task = tokio::spawn(run(db, gate, jobs, metrics));
         (Writer { queue }, task)
+    }
+
+    /// Requests waiting for the writer now (not counting the flush in progress).
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Adds `writes` atomically: all of them are committed, or none and an error is returned.
@@ -116,17 +123,25 @@ impl Writer {
     }
 }
 
-async fn run(db: DatabaseConnection, gate: WriteGate, mut jobs: mpsc::Receiver<Job>) {
+async fn run(
+    db: DatabaseConnection,
+    gate: WriteGate,
+    mut jobs: mpsc::Receiver<Job>,
+    metrics: Metrics,
+) {
     let mut store = CountStore::new(db);
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_FLUSH);
     while jobs.recv_many(&mut batch, MAX_JOBS_PER_FLUSH).await > 0 {
         gather_stragglers(&mut jobs, &mut batch).await;
-        let started = std::time::Instant::now();
-        let outcomes = {
+        let (outcomes, elapsed) = {
             let _gate = gate.enter().await;
-            flush(&mut store, &batch).await
+            // Timed once the gate is ours: the commit itself, not the wait for other writers.
+            let started = std::time::Instant::now();
+            let outcomes = flush(&mut store, &batch).await;
+            (outcomes, started.elapsed())
         };
-        tracing::debug!(jobs = batch.len(), elapsed = ?started.elapsed(), "flushed");
+        metrics.writer_flush(batch.len(), elapsed);
+        tracing::debug!(jobs = batch.len(), ?elapsed, "flushed");
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             // A request that gave up waiting has nobody to tell.
             let _ = job.done.send(outcome);
@@ -406,7 +421,7 @@ pub(crate) mod tests {
     async fn every_request_of_a_failed_flush_gets_the_error_and_the_writer_carries_on() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = two_connection_db(&dir).await;
-        let (writer, task) = Writer::spawn(db.clone(), WriteGate::default(), 64);
+        let (writer, task) = Writer::spawn(db.clone(), WriteGate::default(), 64, Metrics::new());
         let mut requests = JoinSet::new();
         for n in 0..16 {
             let writer = writer.clone();
@@ -445,7 +460,8 @@ pub(crate) mod tests {
             db.begin().await.expect("begin"),
             db.begin().await.expect("begin"),
         );
-        let (writer, task) = Writer::spawn(db.clone(), WriteGate::default(), CAPACITY);
+        let (writer, task) =
+            Writer::spawn(db.clone(), WriteGate::default(), CAPACITY, Metrics::new());
         let mut requests = JoinSet::new();
         for _ in 0..REQUESTS {
             let writer = writer.clone();

@@ -149,7 +149,8 @@ async fn the_sweep_removes_expired_and_surplus_blobs_object_and_row() {
         _ => None,
     })
     .unwrap();
-    let store = BlobStore::from_config(&config.storage).unwrap();
+    let store =
+        BlobStore::from_config(&config.storage, rollwatch::telemetry::Metrics::new()).unwrap();
 
     // Nothing is old yet and the group is within its cap.
     let sweep = rollwatch::retention::sweep(&app.db, &store, &config.reports)

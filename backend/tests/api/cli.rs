@@ -36,11 +36,16 @@ struct Serving {
 
 impl Serving {
     fn start(data_dir: &Path, vars: &[(&str, &str)]) -> Serving {
+        Self::start_logging(data_dir, vars, Stdio::null())
+    }
+
+    /// Starts it with its log (stderr) going to `stderr`.
+    fn start_logging(data_dir: &Path, vars: &[(&str, &str)], stderr: Stdio) -> Serving {
         let child = rollwatch(data_dir)
             .arg("serve")
             .envs(vars.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut serving = Serving {
@@ -189,6 +194,7 @@ fn a_bad_value_stops_start_up_with_one_line_naming_it() {
         ("REPORTS_MAX_BODY_BYTES", "lots"),
         ("STORAGE_DRIVER", "floppy"),
         ("BIND_ADDR", "nowhere"),
+        ("LOG_FORMAT", "xml"),
     ] {
         let output = rollwatch(dir.path())
             .arg("serve")
@@ -514,4 +520,157 @@ async fn the_operator_commands_print_a_sentry_dsn_an_sdk_can_use() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Serving::start_logging(
+        dir.path(),
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")],
+        Stdio::piped(),
+    );
+    let mut stderr_pipe = server.child.stderr.take().unwrap();
+    assert!(server.terminate());
+    let mut logged = String::new();
+    std::io::Read::read_to_string(&mut stderr_pipe, &mut logged).unwrap();
+    let mut messages = Vec::new();
+    for line in logged.lines() {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(object["timestamp"].is_string(), "{line}");
+        assert!(object["level"].is_string(), "{line}");
+        messages.push(object["message"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        messages.iter().any(|m| m.starts_with("shutting down")),
+        "{logged}"
+    );
+}
+
+/// `rollwatch backup` while reports keep arriving: the copy opens, holds at least every
+/// count acknowledged before it started and no more than were sent; a second backup to the
+/// same file is refused and leaves the first intact; PostgreSQL is pointed to pg_dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_copies_the_live_database_consistently() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let app = common::TestApp::spawn_with(
+        common::Backend::Sqlite,
+        &[("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "10000000")],
+    )
+    .await;
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..4 {
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url("/reports/ingest"),
+            app.key.clone(),
+        );
+        let (acknowledged, sent, stop) = (acknowledged.clone(), sent.clone(), stop.clone());
+        senders.spawn(async move {
+            // Bounded: the test stops them long before this.
+            for n in 0..20_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let body = report("1.0.0", "stable", "linux", &format!("E_{sender}_{}", n % 7));
+                sent.fetch_add(1, Ordering::SeqCst);
+                let answer = client.post(&url).bearer_auth(&key).json(&body).send().await;
+                if answer.is_ok_and(|answer| answer.status() == 202) {
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+    for _ in 0..1500 {
+        if acknowledged.load(Ordering::SeqCst) >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        acknowledged.load(Ordering::SeqCst) >= 200,
+        "reports are being taken"
+    );
+
+    let copy = app.data_dir.path().join("backup.db");
+    let backup = |path: std::path::PathBuf, url: String| {
+        let data_dir = app.data_dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            rollwatch(&data_dir)
+                .arg("backup")
+                .arg(path)
+                .env("DATABASE_URL", url)
+                .output()
+                .unwrap()
+        })
+    };
+    let before = acknowledged.load(Ordering::SeqCst);
+    let output = backup(copy.clone(), app.database.url.clone())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let acknowledged_after = acknowledged.load(Ordering::SeqCst);
+    assert!(
+        acknowledged_after > before,
+        "reports kept arriving during the backup"
+    );
+    stop.store(true, Ordering::SeqCst);
+    while senders.join_next().await.is_some() {}
+
+    let copied = rollwatch::db::connect(&format!("sqlite://{}?mode=rw", copy.display()))
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let copied = copied.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let row = copied
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Sqlite,
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "n").unwrap() as u64
+        }
+    };
+    let in_copy =
+        count("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS n FROM report_groups").await;
+    assert!(
+        in_copy >= before && in_copy <= sent.load(Ordering::SeqCst),
+        "copy {in_copy}, acknowledged before {before}, sent {}",
+        sent.load(Ordering::SeqCst)
+    );
+    // The copy is consistent in itself: the hourly rows add up to the groups' counts.
+    let hourly =
+        count("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) AS n FROM report_counts").await;
+    assert_eq!(hourly, in_copy);
+    copied.close().await.unwrap();
+
+    let size = std::fs::metadata(&copy).unwrap().len();
+    let again = backup(copy.clone(), app.database.url.clone())
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::metadata(&copy).unwrap().len(), size);
+
+    let postgres = backup(
+        app.data_dir.path().join("pg.db"),
+        "postgres://postgres@127.0.0.1:5432/postgres".to_owned(),
+    )
+    .await
+    .unwrap();
+    assert!(!postgres.status.success());
+    let stderr = String::from_utf8_lossy(&postgres.stderr);
+    assert!(stderr.contains("pg_dump"), "{stderr}");
+    app.stop().await;
 }

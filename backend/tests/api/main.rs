@@ -25,6 +25,7 @@ mod group_commit;
 mod harness;
 mod hostile;
 mod ingest;
+mod metrics;
 mod postgres_outage;
 mod replicas;
 mod rollup;

@@ -143,6 +143,7 @@ fn RolloutView(rollout: Rollout, view: HealthView) -> impl IntoView {
                 <h2 id="groups-title">"Top groups"</h2>
                 <TopGroups app_id=app.id.clone() groups=data.top_groups.nodes />
             </section>
+            <Exports app_id=app.id.clone() />
         }
         .into_any()
     };
@@ -273,6 +274,43 @@ fn GateLink(app_id: String, version: String, channel: String) -> impl IntoView {
         <A href=href attr:class="gate-link" attr:aria-label=label>
             "Release gate"
         </A>
+    }
+}
+
+/// Download buttons for the app's exports (CSV and JSON), fetched with the session's token.
+#[component]
+fn Exports(app_id: String) -> impl IntoView {
+    let failure = RwSignal::new(None::<String>);
+    let button = move |label: &'static str, file: &'static str| {
+        let path = format!("/api/apps/{app_id}/export/{file}");
+        let on_click = move |_| {
+            let path = path.clone();
+            leptos::task::spawn_local(async move {
+                match api::download(&path).await {
+                    Ok((bytes, content_type)) => {
+                        if !browser::save(file, &content_type, &bytes) {
+                            failure.set(Some("The browser refused the download.".to_owned()));
+                        } else {
+                            failure.set(None);
+                        }
+                    }
+                    Err(e) => failure.set(Some(e.to_string())),
+                }
+            });
+        };
+        view! { <button type="button" data-export=file on:click=on_click>{label}</button> }
+    };
+    view! {
+        <section class="exports" aria-labelledby="exports-title">
+            <h2 id="exports-title">"Download"</h2>
+            <p class="actions">
+                {button("Groups (CSV)", "groups.csv")}
+                {button("Groups (JSON)", "groups.json")}
+                {button("Releases (CSV)", "health.csv")}
+                {button("Reports per day (CSV)", "series.csv")}
+            </p>
+            {move || failure.get().map(|why| view! { <p class="error">{why}</p> })}
+        </section>
     }
 }
 

@@ -40,12 +40,16 @@ use crate::throttled::Traffic;
 use envelope::EnvelopeError;
 use session::{MAX_SESSIONS, SessionAggregates, SessionUpdate, Sessions};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/{app_id}/envelope/", post(envelope))
         .route("/api/{app_id}/envelope", post(envelope))
         .route("/api/{app_id}/store/", post(store))
         .route("/api/{app_id}/store", post(store))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::count_rejections,
+        ))
         .layer(axum::middleware::from_fn(crate::cors::any_origin))
 }
 
