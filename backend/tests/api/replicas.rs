@@ -181,3 +181,67 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
     }
     db.close().await.unwrap();
 }
+
+on_both_databases!(a_replica_sees_a_switched_off_app_and_a_revoked_key_within_the_cache_ttl);
+
+/// How long, at most, until `status` of a report sent to `addr` is `wanted`.
+async fn seconds_until(
+    app: &crate::common::TestApp,
+    addr: std::net::SocketAddr,
+    key: &str,
+    wanted: u16,
+) -> f64 {
+    let started = std::time::Instant::now();
+    let body = crate::common::report("1.0.0", "stable", "linux", "SIGSEGV");
+    loop {
+        let status = app
+            .client
+            .post(format!("http://{addr}/reports/ingest"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == wanted {
+            return started.elapsed().as_secs_f64();
+        }
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "still {status} after 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The change is made through the first server; the replica's key cache (5 s) must let it
+/// through by itself, since nothing tells it.
+async fn a_replica_sees_a_switched_off_app_and_a_revoked_key_within_the_cache_ttl(
+    backend: Backend,
+) {
+    const CACHE_TTL_SECONDS: f64 = 5.0;
+    let app = crate::common::TestApp::spawn(backend).await;
+    let replica = app.replica(&[]).await;
+    // The replica knows the key now: its cache holds it.
+    seconds_until(&app, replica.addr, &app.key, 202).await;
+    let operator = app.operator();
+    rollwatch::apps::update(&app.db, &operator, app.app_id, None, Some(false))
+        .await
+        .unwrap();
+    let switched_off = seconds_until(&app, replica.addr, &app.key, 403).await;
+    assert!(switched_off <= CACHE_TTL_SECONDS + 1.0, "{switched_off} s");
+    rollwatch::apps::update(&app.db, &operator, app.app_id, None, Some(true))
+        .await
+        .unwrap();
+    seconds_until(&app, replica.addr, &app.key, 202).await;
+    assert!(
+        rollwatch::keys::revoke(&app.db, &operator, app.app_id)
+            .await
+            .unwrap()
+    );
+    let revoked = seconds_until(&app, replica.addr, &app.key, 401).await;
+    assert!(revoked <= CACHE_TTL_SECONDS + 1.0, "{revoked} s");
+    replica.stop().await;
+    app.stop().await;
+}
