@@ -188,6 +188,8 @@ pub struct ReportsConfig {
     pub max_details_compressed_bytes: usize,
     pub max_details_decompressed_bytes: u64,
     pub blob_retention_days: u32,
+    /// Hourly counts older than this many days are folded into days by the daily task.
+    pub hourly_counts_days: u32,
     pub max_blobs_per_group: u32,
     pub storage_prefix: String,
     pub rate_limit_per_key_per_minute: u32,
@@ -463,6 +465,8 @@ impl ReportsConfig {
                 1 << 30,
             )?,
             blob_retention_days: vars.bounded("REPORTS_BLOB_RETENTION_DAYS", 30, 1, 3650)?,
+            // At least a week: the gate's windows are read by the hour.
+            hourly_counts_days: vars.bounded("REPORTS_HOURLY_COUNTS_DAYS", 30, 7, 3650)?,
             max_blobs_per_group: vars.bounded("REPORTS_MAX_BLOBS_PER_GROUP", 10, 0, 10_000)?,
             storage_prefix: storage_prefix(vars)?,
             rate_limit_per_key_per_minute: vars.bounded(

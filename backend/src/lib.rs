@@ -15,6 +15,7 @@ pub mod downloads;
 pub mod dsn;
 pub mod error;
 pub mod export;
+pub mod folding;
 pub mod gate;
 pub mod graphql;
 pub mod ingest;

@@ -9,14 +9,18 @@
 //! (`usage_day_counts`). A slice's whole days are read from the daily tables and the hours
 //! around them from the hourly ones, so a read touches rows per release and day or hour,
 //! however many groups (reasons) and hours the app has; only a slice of one group reads that
-//! group's `report_counts`.
+//! group's `report_counts` (and `report_day_counts`, its folded days).
+//!
+//! Hours before the folding horizon (`folding`) may be gone from the hourly tables: there a
+//! read takes days only, and a day counts when it starts in the slice.
 
 use std::collections::BTreeMap;
 
-use entity::{report_counts, report_groups};
+use entity::report_groups;
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult};
 
+use crate::folding;
 use crate::model::{Arch, Counts, Dimension, EventType, Platform, UsageKind};
 
 pub const HOUR_SECONDS: i64 = 3600;
@@ -78,7 +82,8 @@ pub async fn cells(
     slice: &Slice,
     by: &[Dimension],
 ) -> Result<Vec<Cell>, DbErr> {
-    let mut cells = summed_cells(db, app_id, slice, by).await?;
+    let folded = folding::folded_before(db).await?;
+    let mut cells = summed_cells(db, app_id, slice, by, folded).await?;
     unlike_where_a_split_is_unknown(&mut cells, by);
     // A filter on platform or arch splits too: the counts it leaves out as `unknown` may
     // belong to the platform asked for.
@@ -108,7 +113,7 @@ pub async fn cells(
         ));
     }
     for (dimension, sibling) in unknown_siblings {
-        let unknown: Vec<CellKey> = summed_cells(db, app_id, &sibling, by)
+        let unknown: Vec<CellKey> = summed_cells(db, app_id, &sibling, by, folded)
             .await?
             .into_iter()
             .map(|cell| cell.key.without(&[dimension]))
@@ -174,6 +179,7 @@ async fn summed_cells(
     app_id: i64,
     slice: &Slice,
     by: &[Dimension],
+    folded: Option<i64>,
 ) -> Result<Vec<Cell>, DbErr> {
     let summed_by = |part: &Part| {
         let mut query = part.summed(app_id, slice);
@@ -182,7 +188,7 @@ async fn summed_cells(
         query
     };
     let mut usage_of: BTreeMap<CellKey, Counts> = BTreeMap::new();
-    for part in Part::usage(slice, true) {
+    for part in Part::usage(slice, true, folded) {
         for row in CellRow::all(db, &summed_by(&part)).await? {
             if let Some(kind) = UsageKind::from_stored(&row.kind) {
                 usage_of
@@ -194,7 +200,7 @@ async fn summed_cells(
     }
     let by_event_type = by.contains(&Dimension::EventType);
     let mut cells: BTreeMap<(CellKey, Option<EventType>), Counts> = BTreeMap::new();
-    for part in Part::reports(slice, true) {
+    for part in Part::reports(slice, true, folded) {
         for row in CellRow::all(db, &summed_by(&part)).await? {
             let Some(event_type) = EventType::from_stored(&row.kind) else {
                 continue;
@@ -264,11 +270,12 @@ pub async fn series(
     };
     // Buckets of whole days can be summed from days; an hourly bucket needs the hours.
     let whole_days = bucket_seconds % DAY_SECONDS == 0;
+    let folded = folding::folded_before(db).await?;
     let backend = db.get_database_backend();
     let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
-    for part in Part::reports(slice, whole_days)
+    for part in Part::reports(slice, whole_days, folded)
         .into_iter()
-        .chain(Part::usage(slice, whole_days))
+        .chain(Part::usage(slice, whole_days, folded))
     {
         for row in BucketRow::find_by_statement(backend.build(&by_bucket(&part)))
             .all(db)
@@ -281,16 +288,17 @@ pub async fn series(
     Ok(buckets.into_iter().collect())
 }
 
-/// The latest hour with usage or reports in the slice.
+/// The latest hour with usage or reports in the slice (the start of its day, if folded).
 pub async fn last_hour(
     db: &impl ConnectionTrait,
     app_id: i64,
     slice: &Slice,
 ) -> Result<Option<i64>, DbErr> {
+    let folded = folding::folded_before(db).await?;
     let mut last = None;
-    for part in Part::usage(slice, false)
+    for part in Part::usage(slice, false, folded)
         .into_iter()
-        .chain(Part::reports(slice, false))
+        .chain(Part::reports(slice, false, folded))
     {
         let mut query = part.rows(app_id, slice);
         // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
@@ -306,28 +314,30 @@ pub async fn last_hour(
     Ok(last)
 }
 
-/// Every version with usage in the slice, with its first hour.
+/// Every version with usage in the slice, with its first hour (the start of its day, if
+/// folded).
 pub async fn versions_with_usage(
     db: &impl ConnectionTrait,
     app_id: i64,
     slice: &Slice,
 ) -> Result<Vec<(String, i64)>, DbErr> {
-    let hours = Part {
-        source: Source::USAGE_HOURS,
-        from: slice.from_hour,
-        until: slice.until,
-    };
-    let mut query = hours.rows(app_id, slice);
-    let [version, ..] = hours.source.release_columns();
-    query
-        .expr_as(version.clone(), Alias::new("version"))
-        .expr_as(hours.source.time().min(), Alias::new("first_hour"))
-        .add_group_by([version]);
-    db.query_all(&query)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("", "version")?, row.try_get("", "first_hour")?)))
-        .collect()
+    let folded = folding::folded_before(db).await?;
+    let mut first_hours: BTreeMap<String, i64> = BTreeMap::new();
+    for part in Part::usage(slice, false, folded) {
+        let mut query = part.rows(app_id, slice);
+        let [version, ..] = part.source.release_columns();
+        query
+            .expr_as(version.clone(), Alias::new("version"))
+            .expr_as(part.source.time().min(), Alias::new("first_hour"))
+            .add_group_by([version]);
+        for row in db.query_all(&query).await? {
+            let (version, hour): (String, i64) =
+                (row.try_get("", "version")?, row.try_get("", "first_hour")?);
+            let first = first_hours.entry(version).or_insert(hour);
+            *first = Ord::min(*first, hour);
+        }
+    }
+    Ok(first_hours.into_iter().collect())
 }
 
 impl Slice {
@@ -353,7 +363,7 @@ pub fn group_filter(app_id: i64, slice: &Slice) -> Condition {
     use report_groups::Column as G;
     let mut groups = Condition::all()
         .add(G::AppId.eq(app_id))
-        .add(slice.releases(Source::GroupHours.release_columns()));
+        .add(slice.releases(Source::GROUP_HOURS.release_columns()));
     if let Some(event_type) = slice.event_type {
         groups = groups.add(G::EventType.eq(event_type.as_str()));
     }
@@ -376,13 +386,20 @@ struct RollUp {
     of_reports: bool,
 }
 
+/// A table of one group's counts per hour or day, joined to `report_groups` for the
+/// dimensions: a slice of one group, whose counts only these tables hold.
+#[derive(Clone, Copy)]
+struct GroupCounts {
+    table: &'static str,
+    /// `hour` or `day`.
+    time: &'static str,
+}
+
 /// Where counts are read from.
 #[derive(Clone, Copy)]
 enum Source {
     RollUp(RollUp),
-    /// `report_counts` joined to `report_groups` for the dimensions: a slice of one group,
-    /// whose hours only that table holds.
-    GroupHours,
+    Group(GroupCounts),
 }
 
 impl Source {
@@ -410,12 +427,20 @@ impl Source {
         time: "day",
         of_reports: false,
     });
+    const GROUP_HOURS: Source = Source::Group(GroupCounts {
+        table: "report_counts",
+        time: "hour",
+    });
+    const GROUP_DAYS: Source = Source::Group(GroupCounts {
+        table: "report_day_counts",
+        time: "day",
+    });
 
     /// The table and column of the start of a row's hour or day.
     fn time_column(self) -> (&'static str, &'static str) {
         match self {
             Source::RollUp(roll_up) => (roll_up.table, roll_up.time),
-            Source::GroupHours => ("report_counts", "hour"),
+            Source::Group(group) => (group.table, group.time),
         }
     }
 
@@ -432,7 +457,7 @@ impl Source {
     fn kind(self) -> Expr {
         match self {
             Source::RollUp(roll_up) => column(roll_up.table, roll_up.kind),
-            Source::GroupHours => column("report_groups", "event_type"),
+            Source::Group(_) => column("report_groups", "event_type"),
         }
     }
 
@@ -440,7 +465,7 @@ impl Source {
     fn add(self, counts: &mut Counts, kind: &str, total: u64) {
         let of_reports = match self {
             Source::RollUp(roll_up) => roll_up.of_reports,
-            Source::GroupHours => true,
+            Source::Group(_) => true,
         };
         if of_reports {
             if let Some(event_type) = EventType::from_stored(kind) {
@@ -455,7 +480,7 @@ impl Source {
     fn release_columns(self) -> [Expr; 4] {
         let table = match self {
             Source::RollUp(roll_up) => roll_up.table,
-            Source::GroupHours => "report_groups",
+            Source::Group(_) => "report_groups",
         };
         ["version", "channel", "platform", "arch"].map(|name| column(table, name))
     }
@@ -474,32 +499,74 @@ struct Part {
 }
 
 impl Part {
-    /// Where the slice's reports are: one group's hours, or the per-release roll-up.
-    fn reports(slice: &Slice, whole_days: bool) -> Vec<Part> {
+    /// Where the slice's reports are: one group's hours and folded days (folding moves a
+    /// count from one to the other, so they never hold it twice), or the per-release roll-up.
+    fn reports(slice: &Slice, whole_days: bool, folded: Option<i64>) -> Vec<Part> {
         if slice.group_hash.is_some() {
-            return vec![Part {
-                source: Source::GroupHours,
-                from: slice.from_hour,
-                until: slice.until,
-            }];
+            return [Source::GROUP_HOURS, Source::GROUP_DAYS]
+                .map(|source| Part {
+                    source,
+                    from: slice.from_hour,
+                    until: slice.until,
+                })
+                .into();
         }
         Part::split(
             slice,
-            Source::RELEASE_HOURS,
-            Source::RELEASE_DAYS,
+            (Source::RELEASE_HOURS, Source::RELEASE_DAYS),
             whole_days,
+            folded,
         )
     }
 
     /// Where the slice's usage is (the release's, whatever group the slice is of).
-    fn usage(slice: &Slice, whole_days: bool) -> Vec<Part> {
-        Part::split(slice, Source::USAGE_HOURS, Source::USAGE_DAYS, whole_days)
+    fn usage(slice: &Slice, whole_days: bool, folded: Option<i64>) -> Vec<Part> {
+        Part::split(
+            slice,
+            (Source::USAGE_HOURS, Source::USAGE_DAYS),
+            whole_days,
+            folded,
+        )
     }
 
-    /// The slice's hours, each read once: with `whole_days`, the days it covers whole from
+    /// The slice's counts, each read once. Before the horizon `folded` only `days` are sure
+    /// to hold them: a day counts when it starts in the slice. After it, see `hours_and_days`.
+    fn split(
+        slice: &Slice,
+        (hours, days): (Source, Source),
+        whole_days: bool,
+        folded: Option<i64>,
+    ) -> Vec<Part> {
+        let (mut from, until) = (slice.from_hour, slice.until);
+        let mut parts = Vec::new();
+        if let Some(horizon) = folded
+            && from.is_none_or(|from| from < horizon)
+        {
+            let end = until.map_or(horizon, |until| Ord::min(until, horizon));
+            if from.is_none_or(|from| from < end) {
+                parts.push(Part {
+                    source: days,
+                    from,
+                    until: Some(end),
+                });
+            }
+            if until.is_some_and(|until| until <= horizon) {
+                return parts;
+            }
+            from = Some(horizon);
+        }
+        parts.extend(Part::hours_and_days(from, until, (hours, days), whole_days));
+        parts
+    }
+
+    /// `from..until`, each hour read once: with `whole_days`, the days it covers whole from
     /// `days` and the hours before and after them from `hours`; else all from `hours`.
-    fn split(slice: &Slice, hours: Source, days: Source, whole_days: bool) -> Vec<Part> {
-        let (from, until) = (slice.from_hour, slice.until);
+    fn hours_and_days(
+        from: Option<i64>,
+        until: Option<i64>,
+        (hours, days): (Source, Source),
+        whole_days: bool,
+    ) -> Vec<Part> {
         let all_hours = vec![Part {
             source: hours,
             from,
@@ -565,21 +632,17 @@ impl Part {
                     .cond_where(rows)
                     .to_owned()
             }
-            Source::GroupHours => {
+            Source::Group(group) => {
                 use report_groups::Column as G;
-                let (g, rc) = (report_groups::Entity, report_counts::Entity);
+                let (g, counts) = (report_groups::Entity, Alias::new(group.table));
+                let of_counts = |name: &str| (counts.clone(), Alias::new(name));
                 Query::select()
-                    .from(rc)
+                    .from(counts.clone())
                     .inner_join(
                         g,
                         Condition::all()
-                            .add(
-                                Expr::col((g, G::AppId)).equals((rc, report_counts::Column::AppId)),
-                            )
-                            .add(
-                                Expr::col((g, G::GroupHash))
-                                    .equals((rc, report_counts::Column::GroupHash)),
-                            ),
+                            .add(Expr::col((g, G::AppId)).equals(of_counts("app_id")))
+                            .add(Expr::col((g, G::GroupHash)).equals(of_counts("group_hash"))),
                     )
                     .cond_where(group_filter(app_id, slice))
                     .cond_where(within)

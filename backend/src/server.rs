@@ -29,7 +29,9 @@ use crate::ratelimit::{Allowance, RateLimits};
 use crate::state::{AppState, Shared};
 use crate::telemetry::Metrics;
 use crate::throttled::ThrottledTally;
-use crate::{alerts, db, downloads, export, ingest, listen, retention, scrape, sdk_script, web};
+use crate::{
+    alerts, db, downloads, export, folding, ingest, listen, retention, scrape, sdk_script, web,
+};
 
 /// Requests waiting for the writer beyond this are shed with 503 instead of queueing in memory.
 const WRITE_QUEUE_CAPACITY: usize = 8192;
@@ -169,7 +171,7 @@ impl Server {
             ..
         } = self;
         let background = [
-            tokio::spawn(sweep_blobs(state.clone())),
+            tokio::spawn(daily_upkeep(state.clone())),
             tokio::spawn(forget_idle_limits(state.clone())),
             tokio::spawn(count_throttled_forever(state.clone())),
             tokio::spawn(alerts::evaluate_forever(state.clone())),
@@ -290,9 +292,10 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(ApiError::NotFound.body())).into_response()
 }
 
-/// The daily retention sweep, run once a day across replicas: every replica looks each hour,
-/// and the one that claims the day's lease sweeps.
-async fn sweep_blobs(state: AppState) {
+/// The daily upkeep, run once a day across replicas (every replica looks each hour, and the
+/// one that claims the day's lease does it): the blob retention sweep, old idempotency keys,
+/// and folding old hourly counts into days.
+async fn daily_upkeep(state: AppState) {
     let mut every = tokio::time::interval(RETENTION_LOOK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -323,6 +326,13 @@ async fn sweep_blobs(state: AppState) {
         match forgotten {
             Ok(rows) => tracing::info!(rows, "old idempotency keys and flush ids forgotten"),
             Err(e) => tracing::warn!(error = %e, "forgetting old idempotency keys failed"),
+        }
+        let cutoff = folding::cutoff(chrono::Utc::now(), state.config.reports.hourly_counts_days);
+        match folding::fold_hours_before(&state.db, cutoff, folding::GROUPS_PER_BATCH).await {
+            Ok(folded) => tracing::info!(?folded, "old hourly counts folded into days"),
+            Err(e) => {
+                tracing::warn!(error = %e, "folding old hourly counts failed; the next day's run resumes it")
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ mod m20261202_000001_exactly_once;
 mod m20261203_000001_release_counts;
 mod m20261203_000003_alerts;
 mod m20261204_000001_throttled_counts;
+mod m20261205_000001_daily_folding;
 
 pub use m20261203_000001_release_counts::backfill as roll_up_backfill;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_release_counts::Migration),
             Box::new(m20261203_000003_alerts::Migration),
             Box::new(m20261204_000001_throttled_counts::Migration),
+            Box::new(m20261205_000001_daily_folding::Migration),
         ]
     }
 }

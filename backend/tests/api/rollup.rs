@@ -3,6 +3,9 @@
 //! group commit — every dimension set of `rolloutHealth`, both `timeSeries` intervals and the
 //! gate's windows read the reports recomputed from `report_counts` and their groups and the
 //! sessions recomputed from `usage_counts`.
+//!
+//! Folding (issue 18): the same reads answer the same after the hours older than 30 days are
+//! folded into days, and after a fold that failed part-way.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +13,17 @@ use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, data, graphql
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rollwatch::folding;
 use rollwatch::model::{Arch, Platform};
-use rollwatch::rollup::{self, HOUR_SECONDS, Slice};
+use rollwatch::rollup::{self, DAY_SECONDS, HOUR_SECONDS, Slice};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
-on_both_databases!(the_roll_ups_read_the_counts_of_report_and_usage_counts_for_every_slice);
+on_both_databases!(
+    the_roll_ups_read_the_counts_of_report_and_usage_counts_for_every_slice,
+    every_read_answers_the_same_after_old_hours_are_folded_into_days,
+    a_fold_that_fails_part_way_leaves_every_count_exact,
+);
 
 const VERSIONS: [&str; 3] = ["1.0", "1.1", "2.0"];
 const CHANNELS: [&str; 2] = ["stable", "beta"];
@@ -63,11 +71,9 @@ async fn the_roll_ups_read_the_counts_of_report_and_usage_counts_for_every_slice
     let mut rng = StdRng::seed_from_u64(16);
     let now = Utc::now().timestamp();
     let this_hour = now - now % HOUR_SECONDS;
-    write_history(&app, &mut rng, this_hour).await;
-    write_usage_history(&app, &mut rng, this_hour).await;
-    for statement in migration::roll_up_backfill() {
-        app.db.execute_unprepared(&statement).await.unwrap();
-    }
+    write_history(&app, &mut rng, this_hour, HISTORY_HOURS).await;
+    write_usage_history(&app, &mut rng, this_hour, HISTORY_HOURS).await;
+    backfill(&app).await;
     ingest(&app, &mut rng).await;
 
     let rows = report_counts(&app).await;
@@ -159,8 +165,15 @@ async fn the_roll_ups_read_the_counts_of_report_and_usage_counts_for_every_slice
     app.stop().await;
 }
 
+/// The roll-ups filled from the hourly rows, as the upgrade that added them does.
+async fn backfill(app: &TestApp) {
+    for statement in migration::roll_up_backfill() {
+        app.db.execute_unprepared(&statement).await.unwrap();
+    }
+}
+
 /// Groups and hourly rows as an install holds them before the roll-up exists.
-async fn write_history(app: &TestApp, rng: &mut StdRng, this_hour: i64) {
+async fn write_history(app: &TestApp, rng: &mut StdRng, this_hour: i64, history_hours: i64) {
     for group in 0..40 {
         let (platform, arch) = SYSTEMS[rng.random_range(0..SYSTEMS.len())];
         let (version, channel, event_type) = (
@@ -170,7 +183,7 @@ async fn write_history(app: &TestApp, rng: &mut StdRng, this_hour: i64) {
         );
         let hash = format!("history-{group}");
         let mut hours: Vec<i64> = (0..rng.random_range(1..30))
-            .map(|_| this_hour - rng.random_range(1..HISTORY_HOURS) * HOUR_SECONDS)
+            .map(|_| this_hour - rng.random_range(1..history_hours) * HOUR_SECONDS)
             .collect();
         hours.sort_unstable();
         hours.dedup();
@@ -215,11 +228,11 @@ async fn write_history(app: &TestApp, rng: &mut StdRng, this_hour: i64) {
 }
 
 /// Hourly sessions as an install holds them before the daily roll-up exists.
-async fn write_usage_history(app: &TestApp, rng: &mut StdRng, this_hour: i64) {
+async fn write_usage_history(app: &TestApp, rng: &mut StdRng, this_hour: i64, history_hours: i64) {
     for _ in 0..300 {
         let (platform, arch) = SYSTEMS[rng.random_range(0..SYSTEMS.len())];
         let (version, channel) = (pick(rng, &VERSIONS), pick(rng, &CHANNELS));
-        let hour = this_hour - rng.random_range(1..HISTORY_HOURS) * HOUR_SECONDS;
+        let hour = this_hour - rng.random_range(1..history_hours) * HOUR_SECONDS;
         let count = rng.random_range(1..500);
         execute(
             app,
@@ -439,4 +452,244 @@ async fn series(app: &TestApp, token: &str, interval: &str) -> BTreeMap<i64, Cou
             (at, (reports, point["sessions"].as_u64().unwrap()))
         })
         .collect()
+}
+
+/// Hours of history in the folding tests: 40 days, of which the oldest 10 are folded.
+const FOLDED_HISTORY_HOURS: i64 = 40 * 24;
+const KEEP_HOURLY_DAYS: u32 = 30;
+
+/// An app with 40 days of history (backfilled) and this hour's reports and usage, the folding
+/// cutoff, and a user's token.
+async fn app_with_history(backend: Backend) -> (TestApp, i64, String) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "100000")],
+    )
+    .await;
+    let mut rng = StdRng::seed_from_u64(18);
+    let now = Utc::now();
+    let this_hour = now.timestamp() - now.timestamp() % HOUR_SECONDS;
+    write_history(&app, &mut rng, this_hour, FOLDED_HISTORY_HOURS).await;
+    write_usage_history(&app, &mut rng, this_hour, FOLDED_HISTORY_HOURS).await;
+    backfill(&app).await;
+    ingest(&app, &mut rng).await;
+    let token = login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    (app, folding::cutoff(now, KEEP_HOURLY_DAYS), token)
+}
+
+/// Every read of the app's counts, by what it asked: `rolloutHealth` by every dimension set
+/// (whole range, from a day before the cutoff, the last week), `timeSeries` by day (and by
+/// hour after the cutoff), each group's counts, random gate windows and the versions seen.
+/// Windows start and end on days before the cutoff: there, days are the resolution.
+async fn reads(app: &TestApp, token: &str, cutoff: i64) -> BTreeMap<String, String> {
+    let mut answers = BTreeMap::new();
+    let day_before_cutoff = |at: i64| {
+        if at < cutoff {
+            at - at.rem_euclid(DAY_SECONDS)
+        } else {
+            at
+        }
+    };
+    let this_hour = Utc::now().timestamp() / HOUR_SECONDS * HOUR_SECONDS;
+    let windows = [
+        None,
+        Some((cutoff - 3 * DAY_SECONDS, this_hour + HOUR_SECONDS)),
+        Some((cutoff + 5 * HOUR_SECONDS, this_hour - 2 * DAY_SECONDS)),
+    ];
+    for window in windows {
+        for set in 0..(1 << DIMENSIONS.len()) {
+            let by: Vec<usize> = (0..DIMENSIONS.len())
+                .filter(|d| set & (1 << d) != 0)
+                .collect();
+            let cells = health_cells(app, token, &by, window).await;
+            answers.insert(
+                format!("rolloutHealth {by:?} {window:?}"),
+                format!("{cells:?}"),
+            );
+        }
+    }
+    answers.insert(
+        "timeSeries DAY".into(),
+        format!("{:?}", series(app, token, "DAY").await),
+    );
+    // By the hour after the cutoff; before it, each day's hours together (once folded, one
+    // point at the day's start).
+    let mut hours: BTreeMap<i64, Counted> = BTreeMap::new();
+    for (at, (reports, sessions)) in series(app, token, "HOUR").await {
+        let point = hours.entry(day_before_cutoff(at)).or_default();
+        for (sum, count) in point.0.iter_mut().zip(reports) {
+            *sum += count;
+        }
+        point.1 += sessions;
+    }
+    answers.insert("timeSeries HOUR".into(), format!("{hours:?}"));
+    let mut rng = StdRng::seed_from_u64(1818);
+    for group in 0..40 {
+        for from in [
+            None,
+            Some(cutoff - 4 * DAY_SECONDS),
+            Some(cutoff + 7 * HOUR_SECONDS),
+        ] {
+            let slice = Slice {
+                group_hash: Some(format!("history-{group}")),
+                from_hour: from,
+                ..Slice::default()
+            };
+            let totals = rollup::totals(&app.db, app.app_id, &slice).await.unwrap();
+            answers.insert(
+                format!("group {group} from {from:?}"),
+                format!("{totals:?}"),
+            );
+        }
+    }
+    for version in VERSIONS {
+        for channel in CHANNELS {
+            for _ in 0..6 {
+                let until = day_before_cutoff(
+                    this_hour + HOUR_SECONDS
+                        - rng.random_range(0..FOLDED_HISTORY_HOURS) * HOUR_SECONDS,
+                );
+                let from = day_before_cutoff(until - rng.random_range(1..=9 * 24) * HOUR_SECONDS);
+                let slice = Slice {
+                    version: Some(version.to_owned()),
+                    channel: Some(channel.to_owned()),
+                    from_hour: Some(from),
+                    until: Some(until),
+                    ..Slice::default()
+                };
+                let totals = rollup::totals(&app.db, app.app_id, &slice).await.unwrap();
+                answers.insert(
+                    format!("gate {version} {channel} {from}..{until}"),
+                    format!("{totals:?}"),
+                );
+            }
+        }
+    }
+    for channel in CHANNELS {
+        let seen = Slice {
+            channel: Some(channel.to_owned()),
+            ..Slice::default()
+        };
+        let versions = rollup::versions_with_usage(&app.db, app.app_id, &seen)
+            .await
+            .unwrap();
+        // The first hour of a version first seen before the cutoff is its day's, once folded.
+        let first_days: Vec<(String, i64)> = versions
+            .into_iter()
+            .map(|(version, first)| (version, day_before_cutoff(first)))
+            .collect();
+        answers.insert(
+            format!("versions seen on {channel}"),
+            format!("{first_days:?}"),
+        );
+    }
+    answers
+}
+
+/// Rows of `table` whose `time` starts before `cutoff`.
+async fn rows_before(app: &TestApp, table: &str, time: &str, cutoff: i64) -> i64 {
+    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {time} < {cutoff}");
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(app.db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+async fn every_read_answers_the_same_after_old_hours_are_folded_into_days(backend: Backend) {
+    let (app, cutoff, token) = app_with_history(backend).await;
+    let hourly_before = [
+        rows_before(&app, "report_counts", "hour", cutoff).await,
+        rows_before(&app, "release_counts", "hour", cutoff).await,
+        rows_before(&app, "usage_counts", "hour", cutoff).await,
+    ];
+    assert!(
+        hourly_before.iter().all(|rows| *rows > 20),
+        "history worth folding: {hourly_before:?}"
+    );
+    let before = reads(&app, &token, cutoff).await;
+
+    let folded = folding::fold_hours_before(&app.db, cutoff, folding::GROUPS_PER_BATCH)
+        .await
+        .unwrap();
+    assert_eq!(folded.group_hours as i64, hourly_before[0]);
+    assert_eq!(
+        folded.roll_up_hours as i64,
+        hourly_before[1] + hourly_before[2]
+    );
+    for (table, time) in [
+        ("report_counts", "hour"),
+        ("release_counts", "hour"),
+        ("usage_counts", "hour"),
+    ] {
+        assert_eq!(rows_before(&app, table, time, cutoff).await, 0, "{table}");
+    }
+    let days = rows_before(&app, "report_day_counts", "day", cutoff).await;
+    assert!(
+        days > 0 && days < hourly_before[0],
+        "{days} days for {} hours",
+        hourly_before[0]
+    );
+    assert_eq!(reads(&app, &token, cutoff).await, before);
+
+    // A second fold, the next day's, finds nothing more before the same cutoff.
+    let again = folding::fold_hours_before(&app.db, cutoff, folding::GROUPS_PER_BATCH)
+        .await
+        .unwrap();
+    assert_eq!(again, folding::Folded::default());
+    assert_eq!(reads(&app, &token, cutoff).await, before);
+    app.stop().await;
+}
+
+/// Makes deleting `group`'s hours fail, as a crash or a lost connection would mid-fold.
+async fn fail_folding_of(app: &TestApp, group: &str) {
+    let statements: Vec<String> = match app.backend {
+        Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER injected_failure BEFORE DELETE ON report_counts \
+             WHEN old.group_hash = '{group}' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION injected_failure() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER injected_failure BEFORE DELETE ON report_counts FOR EACH ROW \
+                 WHEN (OLD.group_hash = '{group}') EXECUTE FUNCTION injected_failure()"
+            ),
+        ],
+    };
+    for statement in statements {
+        execute(app, &statement).await;
+    }
+}
+
+async fn a_fold_that_fails_part_way_leaves_every_count_exact(backend: Backend) {
+    let (app, cutoff, token) = app_with_history(backend).await;
+    let before = reads(&app, &token, cutoff).await;
+    let hourly_before = rows_before(&app, "report_counts", "hour", cutoff).await;
+    // Groups fold 7 at a time, in hash order: history-20 is in a middle batch.
+    fail_folding_of(&app, "history-20").await;
+    let failed = folding::fold_hours_before(&app.db, cutoff, 7).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let left = rows_before(&app, "report_counts", "hour", cutoff).await;
+    assert!(
+        0 < left && left < hourly_before,
+        "some batches folded, the failed one and those after it not: {left} of {hourly_before}"
+    );
+    assert_eq!(reads(&app, &token, cutoff).await, before);
+
+    let drop = match app.backend {
+        Backend::Sqlite => "DROP TRIGGER injected_failure",
+        Backend::Postgres => "DROP TRIGGER injected_failure ON report_counts",
+    };
+    execute(&app, drop).await;
+    let resumed = folding::fold_hours_before(&app.db, cutoff, 7)
+        .await
+        .unwrap();
+    assert_eq!(resumed.group_hours as i64, left);
+    assert_eq!(rows_before(&app, "report_counts", "hour", cutoff).await, 0);
+    assert_eq!(reads(&app, &token, cutoff).await, before);
+    app.stop().await;
 }
