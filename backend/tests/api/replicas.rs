@@ -1,11 +1,16 @@
 //! Several `rollwatch serve` on one PostgreSQL (issue 18): start-up work runs once, reports
 //! spread over replicas count exactly, and a replica killed mid-burst loses nothing it
-//! acknowledged.
+//! acknowledged. The three-process test runs the README's production topology: PostgreSQL,
+//! Redis for the limits, S3 for the details, three replicas started together.
 
 use entity::{accounts, users};
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-use crate::common::{Backend, ServeProcess, TestDatabase, spawn_serve, start_server, wait_ready};
+use crate::common::redis::RedisServer;
+use crate::common::s3::S3Server;
+use crate::common::{
+    Backend, ServeProcess, TestDatabase, gzip_base64, report, spawn_serve, start_server, wait_ready,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_starting_together_migrate_once_and_make_one_first_admin() {
@@ -68,11 +73,24 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::create(Backend::Postgres, dir.path()).await;
+    let (redis, s3) = (RedisServer::start(), S3Server::start().await);
+    let mut vars = s3.env();
+    vars.push(("REDIS_URL", redis.url()));
     // Three processes at the same moment on the empty database.
-    let mut replicas: Vec<ServeProcess> = (0..3).map(|_| spawn_serve(&database.url)).collect();
+    let mut replicas: Vec<ServeProcess> =
+        (0..3).map(|_| spawn_serve(&database.url, &vars)).collect();
     let client = reqwest::Client::new();
     for replica in &replicas {
         wait_ready(&client, replica.addr).await;
+        let ready: serde_json::Value = client
+            .get(format!("http://{}/readyz", replica.addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["rate_limits"], "redis", "{ready}");
     }
     let db = rollwatch::db::connect(&database.url).await.unwrap();
     assert_eq!(users::Entity::find().count(&db).await.unwrap(), 1);
@@ -102,6 +120,29 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
         }
     };
 
+    // Details sent to each replica land in the one bucket.
+    for (n, replica) in replicas.iter().enumerate() {
+        let mut body = report("1.0.0", "stable", "linux", "with details");
+        body["details"] = serde_json::json!({
+            "encoding": "gzip",
+            "data": gzip_base64(format!("{{\"replica\": {n}}}").as_bytes()),
+        });
+        let answer: serde_json::Value = client
+            .post(format!("http://{}/reports/ingest", replica.addr))
+            .bearer_auth(&key.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["details_stored"], true, "{answer}");
+    }
+    let objects = walk_files(&s3.object_path(""));
+    assert_eq!(objects, 3, "one S3 object per report with details");
+    assert_eq!(stored().await, 3);
+
     // 300 reports spread over the three: exactly 300 counted, each acknowledged once.
     let acked = Arc::new(AtomicUsize::new(0));
     let mut bursts = tokio::task::JoinSet::new();
@@ -118,7 +159,7 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
     }
     bursts.join_all().await;
     assert_eq!(acked.load(Ordering::SeqCst), 300);
-    assert_eq!(stored().await, 300);
+    assert_eq!(stored().await, 303);
 
     // Another 900, and the third replica killed (SIGKILL) once it acknowledged 60 of its 300.
     let acked = Arc::new(AtomicUsize::new(0));
@@ -170,7 +211,7 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
     );
     // Nothing acknowledged is lost; a report in flight at the kill may be counted unanswered,
     // none twice.
-    let counted = stored().await - 300;
+    let counted = stored().await - 303;
     assert!(
         (acknowledged..=900).contains(&counted),
         "{counted} counted, {acknowledged} acknowledged"
@@ -180,6 +221,22 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
         replica.child.wait().unwrap();
     }
     db.close().await.unwrap();
+}
+
+/// Files under `dir`, at any depth.
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => walk_files(&entry.path()),
+                    Ok(_) => 1,
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 on_both_databases!(a_replica_sees_a_switched_off_app_and_a_revoked_key_within_the_cache_ttl);

@@ -3,62 +3,14 @@
 //! so stopping it mid-test touches nothing else) let a key's limit through once, not three
 //! times; with Redis gone, ingestion goes on with each replica's own limiter and says so.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use serde_json::Value;
 
+use crate::common::redis::RedisServer;
 use crate::common::{Backend, TestApp, json, report};
 
 on_both_databases!(a_key_limit_holds_across_replicas_and_outlives_redis);
-
-/// A throwaway `redis-server` that keeps nothing on disk.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian's redis-server)");
-        // Owned before any wait, so a panic below still kills and reaps it (Drop).
-        let server = RedisServer { child, port };
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not listen on {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// The status, and `Retry-After` when there is one.
 async fn ingest(app: &TestApp, addr: SocketAddr, body: &Value) -> (u16, Option<u64>) {

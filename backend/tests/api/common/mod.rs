@@ -2,6 +2,7 @@
 //! PostgreSQL database, in the manner of zero2prod's `spawn_app`.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod s3;
 
 use std::collections::HashMap;
@@ -443,7 +444,7 @@ pub struct ServeProcess {
     _data_dir: tempfile::TempDir,
 }
 
-pub fn spawn_serve(database_url: &str) -> ServeProcess {
+pub fn spawn_serve(database_url: &str, vars: &[(&str, String)]) -> ServeProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -462,6 +463,7 @@ pub fn spawn_serve(database_url: &str) -> ServeProcess {
         .env("ROLLWATCH_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
         .env("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "10000000")
         .env("ROLLWATCH_WEB_DIR", data_dir.path())
+        .envs(vars.iter().map(|(name, value)| (name, value)))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
