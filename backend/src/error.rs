@@ -56,7 +56,7 @@ pub enum ApiError {
 }
 
 /// The `code` of an error answer, left in the response's extensions so middleware can count
-/// refusals by code without parsing the body (`ingest::count_rejections`).
+/// refusals by code without parsing the body (`scrape::TrackRequests`).
 #[derive(Clone, Copy, Debug)]
 pub struct ErrorCode(pub &'static str);
 

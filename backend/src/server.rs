@@ -241,8 +241,8 @@ pub fn router(state: AppState) -> Router {
     }
     if state.config.reports.enabled {
         app = app
-            .merge(ingest::routes(&state))
-            .merge(ingest::sentry::routes(&state))
+            .merge(ingest::routes())
+            .merge(ingest::sentry::routes())
             .merge(downloads::routes())
             .merge(export::routes())
             .merge(sdk_script::routes());
@@ -256,10 +256,7 @@ pub fn router(state: AppState) -> Router {
         None => app.fallback(not_found),
     };
     // Outside every route, so the fallback's answers are counted too.
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        scrape::track_requests,
-    ));
+    let app = app.layer(scrape::TrackRequestsLayer(state.metrics.clone()));
     // The span names the path, never the query: beacons carry their report key there
     // (crate::beacon), Sentry SDKs their `sentry_key`, and download links their signature.
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

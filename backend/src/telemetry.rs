@@ -5,9 +5,12 @@
 //! allows one global recorder per process, and the integration tests start many servers in
 //! one process, each of which must count only its own traffic. The `metrics` macros are
 //! pointed at this server's recorder for the duration of each call (`with_local_recorder`),
-//! and the instruments without labels are registered once and kept.
+//! and the instruments without labels are registered once and kept; those of requests are
+//! registered on a label set's first use and kept too, so a request costs two atomic updates
+//! instead of a registry lookup with freshly allocated labels.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use metrics::{
@@ -70,6 +73,9 @@ pub struct Metrics(Arc<Inner>);
 struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// By matched route: its label sets are bounded by the code (routes, methods, statuses).
+    requests: RwLock<HashMap<String, RouteInstruments>>,
+    reports_accepted: Counter,
     reports_throttled: Counter,
     writer_batch_jobs: Histogram,
     writer_commit_seconds: Histogram,
@@ -94,19 +100,27 @@ impl Metrics {
             .unwrap_or_default()
             .build_recorder();
         let handle = recorder.handle();
-        let (reports_throttled, writer_batch_jobs, writer_commit_seconds, write_queue_depth) =
-            with_local_recorder(&recorder, || {
-                describe();
-                (
-                    counter!(REPORTS_THROTTLED),
-                    histogram!(WRITER_BATCH_JOBS),
-                    histogram!(WRITER_COMMIT_SECONDS),
-                    gauge!(WRITE_QUEUE_DEPTH),
-                )
-            });
+        let (
+            reports_accepted,
+            reports_throttled,
+            writer_batch_jobs,
+            writer_commit_seconds,
+            write_queue_depth,
+        ) = with_local_recorder(&recorder, || {
+            describe();
+            (
+                counter!(REPORTS_ACCEPTED),
+                counter!(REPORTS_THROTTLED),
+                histogram!(WRITER_BATCH_JOBS),
+                histogram!(WRITER_COMMIT_SECONDS),
+                gauge!(WRITE_QUEUE_DEPTH),
+            )
+        });
         Metrics(Arc::new(Inner {
             recorder,
             handle,
+            requests: RwLock::default(),
+            reports_accepted,
             reports_throttled,
             writer_batch_jobs,
             writer_commit_seconds,
@@ -121,20 +135,64 @@ impl Metrics {
 
     /// One answered request: `route` is the matched route template (`/api/{app_id}/store`),
     /// never the raw path.
-    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        self.with(|| {
-            counter!(HTTP_REQUESTS, "method" => method.to_owned(), "route" => route.to_owned(),
-                "status" => status.to_string())
-            .increment(1);
-            histogram!(HTTP_REQUEST_SECONDS, "route" => route.to_owned())
-                .record(elapsed.as_secs_f64());
-        });
+    pub fn http_request(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Ok(routes) = self.0.requests.read()
+            && let Some(instruments) = routes.get(route)
+            && let Some(requests) = instruments.requests(method, status)
+        {
+            requests.increment(1);
+            instruments.seconds.record(seconds);
+            return;
+        }
+        // A label set's first request (or a poisoned lock, which only a panic elsewhere
+        // leaves: the instruments are then registered again, which the registry allows).
+        let (requests, latency) = self.register_request(method, route, status);
+        requests.increment(1);
+        latency.record(seconds);
+    }
+
+    fn register_request(
+        &self,
+        method: &'static str,
+        route: &str,
+        status: u16,
+    ) -> (Counter, Histogram) {
+        let register = || {
+            self.with(|| {
+                let requests = counter!(HTTP_REQUESTS, "method" => method,
+                    "route" => route.to_owned(), "status" => status.to_string());
+                (
+                    requests,
+                    histogram!(HTTP_REQUEST_SECONDS, "route" => route.to_owned()),
+                )
+            })
+        };
+        let Ok(mut routes) = self.0.requests.write() else {
+            return register();
+        };
+        if let Some(instruments) = routes.get(route)
+            && let Some(requests) = instruments.requests(method, status)
+        {
+            return (requests.clone(), instruments.seconds.clone());
+        }
+        let (requests, seconds) = register();
+        let instruments = routes
+            .entry(route.to_owned())
+            .or_insert_with(|| RouteInstruments {
+                seconds,
+                requests: Vec::new(),
+            });
+        instruments
+            .requests
+            .push((method, status, requests.clone()));
+        (requests, instruments.seconds.clone())
     }
 
     /// Reports whose counts were committed now (not replays of an earlier request).
     pub fn reports_accepted(&self, reports: u64) {
         if reports > 0 {
-            self.with(|| counter!(REPORTS_ACCEPTED).increment(reports));
+            self.0.reports_accepted.increment(reports);
         }
     }
 
@@ -190,6 +248,22 @@ impl Metrics {
     /// memory bounded when nobody scrapes.
     pub fn run_upkeep(&self) {
         self.0.handle.run_upkeep();
+    }
+}
+
+/// One route's request instruments.
+struct RouteInstruments {
+    seconds: Histogram,
+    /// By method and status: a handful per route.
+    requests: Vec<(&'static str, u16, Counter)>,
+}
+
+impl RouteInstruments {
+    fn requests(&self, method: &str, status: u16) -> Option<&Counter> {
+        self.requests
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status)
+            .map(|(_, _, counter)| counter)
     }
 }
 

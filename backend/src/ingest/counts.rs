@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::query_builder::Separated;
-use sea_orm::sqlx::{
-    self, Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection,
-};
+use sea_orm::sqlx::{self, Connection, PgConnection, Postgres, QueryBuilder, Sqlite};
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
 use super::writer::{Claim, Folded, Write, fold};
@@ -145,8 +143,6 @@ static POSTGRES_CLAIMS: LazyLock<String> = LazyLock::new(|| {
          {CLAIMS_ON_CONFLICT}"
     )
 });
-static SQLITE_FLUSH_ID: LazyLock<String> =
-    LazyLock::new(|| format!("{FLUSH_INSERT} VALUES (?, ?)"));
 
 enum Held {
     Postgres(PoolConnection<Postgres>),
@@ -513,14 +509,19 @@ async fn add_sqlite(
     }
     let counted = counted_jobs(jobs, &claimed);
     let folded = counted_writes(jobs, &counted);
-    sqlx::query(SQLITE_FLUSH_ID.as_str())
-        .bind(flush.id)
-        .bind(flush.at)
-        .execute(&mut *txn)
-        .await?;
+    // The flush's id and every upsert go to SQLite as one multi-statement query: each
+    // statement is a round trip to the connection's worker thread, and on a busy hot group
+    // those round trips, not the statements, were the flush's cost.
+    let mut writes = QueryBuilder::<Sqlite>::new(FLUSH_INSERT);
+    writes
+        .push(" VALUES (")
+        .push_bind(flush.id)
+        .push(", ")
+        .push_bind(flush.at)
+        .push(");");
     let groups: Vec<_> = folded.groups.iter().collect();
-    upsert_sqlite(
-        &mut txn,
+    push_upserts(
+        &mut writes,
         &groups,
         (GROUPS_INSERT, GROUPS_ON_CONFLICT),
         |mut row, ((app_id, hash), group)| {
@@ -533,11 +534,10 @@ async fn add_sqlite(
                 .push_bind(group.last_seen)
                 .push_bind(0i32);
         },
-    )
-    .await?;
+    );
     let hours: Vec<_> = folded.hours.iter().collect();
-    upsert_sqlite(
-        &mut txn,
+    push_upserts(
+        &mut writes,
         &hours,
         (HOURS_INSERT, HOURS_ON_CONFLICT),
         |mut row, ((app_id, hash, hour), count)| {
@@ -546,8 +546,7 @@ async fn add_sqlite(
                 .push_bind(*hour)
                 .push_bind(**count);
         },
-    )
-    .await?;
+    );
     for (folded_rows, statement) in [
         (&folded.usage, (USAGE_INSERT, USAGE_ON_CONFLICT)),
         (&folded.releases, (RELEASES_INSERT, RELEASES_ON_CONFLICT)),
@@ -561,8 +560,8 @@ async fn add_sqlite(
         ),
     ] {
         let rows: Vec<_> = folded_rows.iter().collect();
-        upsert_sqlite(
-            &mut txn,
+        push_upserts(
+            &mut writes,
             &rows,
             statement,
             |mut row, ((app_id, release, kind, start), count)| {
@@ -572,29 +571,27 @@ async fn add_sqlite(
                 }
                 row.push_bind(*start).push_bind(**count);
             },
-        )
-        .await?;
+        );
     }
+    writes.build().execute(&mut *txn).await?;
     txn.commit().await?;
     Ok(counted)
 }
 
-/// Upserts `rows` into one table, `(insert, on_conflict)` around multi-row VALUES, in
-/// statements of at most `SQLITE_ROWS_PER_STATEMENT` rows; `bind_row` binds one row's values.
-async fn upsert_sqlite<T>(
-    conn: &mut SqliteConnection,
+/// Appends upserts of `rows` into one table to `writes`: `(insert, on_conflict)` around
+/// multi-row VALUES, in statements of at most `SQLITE_ROWS_PER_STATEMENT` rows; `bind_row`
+/// binds one row's values.
+fn push_upserts<T>(
+    writes: &mut QueryBuilder<Sqlite>,
     rows: &[T],
     (insert, on_conflict): (&str, &str),
     mut bind_row: impl FnMut(Separated<'_, Sqlite, &'static str>, &T),
-) -> Result<(), sqlx::Error> {
+) {
     for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
-        let mut statement = QueryBuilder::<Sqlite>::new(insert);
-        statement.push(" ");
-        statement.push_values(chunk, &mut bind_row);
-        statement.push(" ").push(on_conflict);
-        statement.build().execute(&mut *conn).await?;
+        writes.push(" ").push(insert).push(" ");
+        writes.push_values(chunk, &mut bind_row);
+        writes.push(" ").push(on_conflict).push(";");
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use crate::blobs::storage_key;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::keys::KeyOwner;
 use crate::model::GroupKey;
 use crate::state::AppState;
@@ -38,11 +38,25 @@ use writer::{Claim, Outcome, Write, WriteError};
 
 pub const MAX_BATCH_REPORTS: usize = 100;
 
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let counted = || axum::middleware::from_fn_with_state(state.clone(), count_rejections);
+const INGEST: &str = "/reports/ingest";
+const INGEST_BATCH: &str = "/reports/ingest/batch";
+
+/// The routes that take reports: a refusal there (its key, rate limit, body, JSON, or the
+/// store) is counted by its error code, whichever extractor or handler refused it
+/// (`scrape::TrackRequests`). A batch's refused items are counted by the batch handler.
+pub const REPORT_ROUTES: [&str; 6] = [
+    INGEST,
+    INGEST_BATCH,
+    sentry::ENVELOPE,
+    sentry::ENVELOPE_SLASH,
+    sentry::STORE,
+    sentry::STORE_SLASH,
+];
+
+pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/reports/ingest", post(ingest).layer(counted()))
-        .route("/reports/ingest/batch", post(ingest_batch).layer(counted()))
+        .route(INGEST, post(ingest))
+        .route(INGEST_BATCH, post(ingest_batch))
         .route("/reports/usage", post(usage))
         .layer(axum::middleware::from_fn(crate::beacon::query_credentials))
         .layer(axum::middleware::from_fn(crate::cors::any_origin))
@@ -53,21 +67,6 @@ impl From<WriteError> for ApiError {
         tracing::warn!(error = %err, "counts not committed");
         ApiError::StoreUnavailable
     }
-}
-
-/// Counts a report request refused as a whole (its key, rate limit, body, JSON, or the
-/// store) by its error code: the code is in the answer's extensions whichever extractor or
-/// handler refused it. A batch's refused items are counted by the batch handler.
-pub async fn count_rejections(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let response = next.run(request).await;
-    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
-        state.metrics.report_rejected(code);
-    }
-    response
 }
 
 /// Checks a parsed report against the key's app and the caps; nothing is written yet.

@@ -40,16 +40,17 @@ use crate::throttled::Traffic;
 use envelope::EnvelopeError;
 use session::{MAX_SESSIONS, SessionAggregates, SessionUpdate, Sessions};
 
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub const ENVELOPE: &str = "/api/{app_id}/envelope";
+pub const ENVELOPE_SLASH: &str = "/api/{app_id}/envelope/";
+pub const STORE: &str = "/api/{app_id}/store";
+pub const STORE_SLASH: &str = "/api/{app_id}/store/";
+
+pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/{app_id}/envelope/", post(envelope))
-        .route("/api/{app_id}/envelope", post(envelope))
-        .route("/api/{app_id}/store/", post(store))
-        .route("/api/{app_id}/store", post(store))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            super::count_rejections,
-        ))
+        .route(ENVELOPE_SLASH, post(envelope))
+        .route(ENVELOPE, post(envelope))
+        .route(STORE_SLASH, post(store))
+        .route(STORE, post(store))
         .layer(axum::middleware::from_fn(crate::cors::any_origin))
 }
 
