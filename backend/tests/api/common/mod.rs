@@ -444,6 +444,14 @@ pub struct ServeProcess {
     _data_dir: tempfile::TempDir,
 }
 
+/// A test that panics still stops its server: a stray one would hold its port and CPU.
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn spawn_serve(database_url: &str, vars: &[(&str, String)]) -> ServeProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
