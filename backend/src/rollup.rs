@@ -295,11 +295,16 @@ pub async fn last_hour(
     slice: &Slice,
 ) -> Result<Option<i64>, DbErr> {
     let folded = folding::folded_before(db).await?;
-    let mut last = None;
-    for part in Part::usage(slice, false, folded)
+    let (days, hours): (Vec<Part>, Vec<Part>) = Part::usage(slice, false, folded)
         .into_iter()
         .chain(Part::reports(slice, false, folded))
-    {
+        .partition(|part| part.source.time_column().1 == "day");
+    let mut last = None;
+    // Folded days all come before the hours kept: read them only when no hour has data.
+    for part in hours.into_iter().chain(days) {
+        if last.is_some() && part.source.time_column().1 == "day" {
+            break;
+        }
         let mut query = part.rows(app_id, slice);
         // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
         // by-time index backwards hoping to meet the release soon, which reads most of the
@@ -555,7 +560,17 @@ impl Part {
             }
             from = Some(horizon);
         }
-        parts.extend(Part::hours_and_days(from, until, (hours, days), whole_days));
+        for part in Part::hours_and_days(from, until, (hours, days), whole_days) {
+            // The folded days and the whole days after the horizon are one range of `days`.
+            if let Some(folded_days) = parts.last_mut()
+                && part.source.time_column() == days.time_column()
+                && folded_days.until == part.from
+            {
+                folded_days.until = part.until;
+            } else {
+                parts.push(part);
+            }
+        }
         parts
     }
 

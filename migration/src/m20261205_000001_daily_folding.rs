@@ -11,6 +11,8 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+const USAGE_DAYS_BY_CHANNEL: &str = "usage_day_counts_app_channel";
+
 #[derive(DeriveIden)]
 enum Apps {
     Table,
@@ -59,6 +61,21 @@ impl MigrationTrait for Migration {
             days.extra("WITHOUT ROWID");
         }
         manager.create_table(days).await?;
+        // The gate's "versions seen on a channel" reads the folded days too.
+        manager
+            .create_index(
+                Index::create()
+                    .name(USAGE_DAYS_BY_CHANNEL)
+                    .table(Alias::new("usage_day_counts"))
+                    .col(Alias::new("app_id"))
+                    .col(Alias::new("channel"))
+                    .col(Alias::new("version"))
+                    .col(Alias::new("platform"))
+                    .col(Alias::new("arch"))
+                    .col(Alias::new("day"))
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -71,6 +88,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name(USAGE_DAYS_BY_CHANNEL)
+                    .table(Alias::new("usage_day_counts"))
+                    .to_owned(),
+            )
+            .await?;
         for table in [
             ReportDayCounts::Table.into_iden(),
             CountFolding::Table.into_iden(),

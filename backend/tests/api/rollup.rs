@@ -461,9 +461,14 @@ const KEEP_HOURLY_DAYS: u32 = 30;
 /// An app with 40 days of history (backfilled) and this hour's reports and usage, the folding
 /// cutoff, and a user's token.
 async fn app_with_history(backend: Backend) -> (TestApp, i64, String) {
+    // The server's own daily fold (at start-up) keeps ten years by the hour: only the test's
+    // folds, after the history is written, touch it.
     let app = TestApp::spawn_with(
         backend,
-        &[("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "100000")],
+        &[
+            ("REPORTS_RATE_LIMIT_PER_KEY_PER_MINUTE", "100000"),
+            ("REPORTS_HOURLY_COUNTS_DAYS", "3650"),
+        ],
     )
     .await;
     let mut rng = StdRng::seed_from_u64(18);
