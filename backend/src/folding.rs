@@ -16,7 +16,7 @@ use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Order, Q
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::db::Store;
-use crate::rollup::DAY_SECONDS;
+use crate::rollup::{DAY_SECONDS, start_of_day};
 
 /// Groups whose old hours move in one transaction: on SQLite the writer waits for it, so it
 /// stays well under a second even on a first fold of months of hours.
@@ -49,8 +49,7 @@ pub async fn folded_before(db: &impl ConnectionTrait) -> Result<Option<i64>, DbE
 
 /// The start of the UTC day `keep_days` before `now`'s day: hours before it are folded.
 pub fn cutoff(now: DateTime<Utc>, keep_days: u32) -> i64 {
-    let today = now.timestamp().div_euclid(DAY_SECONDS) * DAY_SECONDS;
-    today - i64::from(keep_days) * DAY_SECONDS
+    start_of_day(now.timestamp()) - i64::from(keep_days) * DAY_SECONDS
 }
 
 /// Folds every hour before `cutoff` (rounded down to a day) into days, `groups_per_batch`
@@ -60,7 +59,7 @@ pub async fn fold_hours_before(
     cutoff: i64,
     groups_per_batch: u64,
 ) -> Result<Folded, DbErr> {
-    let cutoff = cutoff - cutoff.rem_euclid(DAY_SECONDS);
+    let cutoff = start_of_day(cutoff);
     move_horizon(db, cutoff).await?;
     let mut folded = Folded::default();
     for app_id in app_ids(db).await? {
@@ -70,7 +69,7 @@ pub async fn fold_hours_before(
         let mut after: Option<String> = None;
         loop {
             let Some(last) =
-                group_batch_end(db, app_id, after.as_deref(), groups_per_batch).await?
+                group_batch_end(db, app_id, after.as_deref(), cutoff, groups_per_batch).await?
             else {
                 break;
             };
@@ -140,7 +139,7 @@ async fn delete_old_hours(
         return Ok(0);
     };
     let mut deleted = 0;
-    let mut day = oldest - oldest.rem_euclid(DAY_SECONDS);
+    let mut day = start_of_day(oldest);
     while day < cutoff {
         let delete = Query::delete()
             .from_table(table_name.clone())
@@ -155,18 +154,23 @@ async fn delete_old_hours(
     Ok(deleted)
 }
 
-/// The last group hash of the app's next batch of groups after `after`, in hash order.
+/// The last group hash of the app's next batch of groups after `after`, in hash order, among
+/// those that can have hours before `cutoff`: a group first seen since has none.
 async fn group_batch_end(
     db: &Store,
     app_id: i64,
     after: Option<&str>,
+    cutoff: i64,
     groups_per_batch: u64,
 ) -> Result<Option<String>, DbErr> {
+    let first_seen_before = DateTime::<Utc>::from_timestamp(cutoff, 0)
+        .ok_or_else(|| DbErr::Custom(format!("no time at {cutoff} s")))?;
     let group_hash = Alias::new("group_hash");
     let mut batch = Query::select()
         .column(group_hash.clone())
         .from(Alias::new("report_groups"))
         .and_where(Expr::col(Alias::new("app_id")).eq(app_id))
+        .and_where(Expr::col(Alias::new("first_seen")).lt(first_seen_before))
         .order_by(group_hash.clone(), Order::Asc)
         .limit(groups_per_batch)
         .to_owned();

@@ -26,6 +26,11 @@ use crate::model::{Arch, Counts, Dimension, EventType, Platform, UsageKind};
 pub const HOUR_SECONDS: i64 = 3600;
 pub const DAY_SECONDS: i64 = 24 * HOUR_SECONDS;
 
+/// The start of the UTC day holding `seconds` (Unix seconds).
+pub fn start_of_day(seconds: i64) -> i64 {
+    seconds - seconds.rem_euclid(DAY_SECONDS)
+}
+
 /// Which of an app's counts to sum: every field narrows (AND); hours are Unix seconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Slice {
@@ -298,11 +303,11 @@ pub async fn last_hour(
     let (days, hours): (Vec<Part>, Vec<Part>) = Part::usage(slice, false, folded)
         .into_iter()
         .chain(Part::reports(slice, false, folded))
-        .partition(|part| part.source.time_column().1 == "day");
+        .partition(|part| part.source.of_days());
     let mut last = None;
     // Folded days all come before the hours kept: read them only when no hour has data.
     for part in hours.into_iter().chain(days) {
-        if last.is_some() && part.source.time_column().1 == "day" {
+        if last.is_some() && part.source.of_days() {
             break;
         }
         let mut query = part.rows(app_id, slice);
@@ -449,6 +454,11 @@ impl Source {
         }
     }
 
+    /// Rows per day, not per hour.
+    fn of_days(self) -> bool {
+        self.time_column().1 == "day"
+    }
+
     fn time(self) -> Expr {
         let (table, time) = self.time_column();
         column(table, time)
@@ -563,7 +573,7 @@ impl Part {
         for part in Part::hours_and_days(from, until, (hours, days), whole_days) {
             // The folded days and the whole days after the horizon are one range of `days`.
             if let Some(folded_days) = parts.last_mut()
-                && part.source.time_column() == days.time_column()
+                && part.source.of_days()
                 && folded_days.until == part.from
             {
                 folded_days.until = part.until;
@@ -593,10 +603,10 @@ impl Part {
         // The first day starting at or after `from`, and the day `until` falls in: every
         // day in between lies wholly in the slice.
         let first_day = from.map(|from| {
-            let day = from - from.rem_euclid(DAY_SECONDS);
+            let day = start_of_day(from);
             if day < from { day + DAY_SECONDS } else { day }
         });
-        let end_day = until.map(|until| until - until.rem_euclid(DAY_SECONDS));
+        let end_day = until.map(start_of_day);
         if let (Some(first), Some(end)) = (first_day, end_day)
             && first >= end
         {

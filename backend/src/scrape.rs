@@ -1,5 +1,6 @@
 //! `GET /metrics` (Prometheus text), and the layer that counts every request by its matched
-//! route and status (and a report route's refusals by code). The instruments themselves live in `telemetry`.
+//! route and status (and a report route's refusals by code). The instruments themselves live
+//! in `telemetry`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -18,7 +18,7 @@ use super::counts::CountStore;
 use super::payload::Usage;
 use crate::db::WriteGate;
 use crate::model::{GroupKey, Release};
-use crate::rollup::{DAY_SECONDS, HOUR_SECONDS};
+use crate::rollup::{HOUR_SECONDS, start_of_day};
 use crate::telemetry::Metrics;
 
 /// How many queued requests one flush may take; bounds a transaction's size.
@@ -260,7 +260,7 @@ fn hour_of(at: DateTime<Utc>) -> i64 {
 }
 
 fn day_of(at: DateTime<Utc>) -> i64 {
-    at.timestamp().div_euclid(DAY_SECONDS) * DAY_SECONDS
+    start_of_day(at.timestamp())
 }
 
 pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
