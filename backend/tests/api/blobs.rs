@@ -15,11 +15,12 @@ on_both_databases!(
 );
 
 fn with_details(text: &str) -> (Value, Vec<u8>) {
-    let mut body = report("5.0.0", "nightly", "linux", "SIGABRT");
-    let data = common::gzip_base64(text.as_bytes());
-    body["details"] = json!({ "encoding": "gzip", "data": data });
+    let body = common::with_details(
+        report("5.0.0", "nightly", "linux", "SIGABRT"),
+        text.as_bytes(),
+    );
     let gzip = base64::engine::general_purpose::STANDARD
-        .decode(data)
+        .decode(body["details"]["data"].as_str().unwrap())
         .unwrap();
     (body, gzip)
 }

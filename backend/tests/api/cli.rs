@@ -377,11 +377,10 @@ async fn serve_prints_none_of_its_secrets_even_at_debug_level() {
         .unwrap();
     assert!(created.status.success(), "{created:?}");
     let key = stdout(&created).trim().to_owned();
-    let mut body = report("1.0.0", "stable", "linux", "SIGSEGV");
-    body["details"] = serde_json::json!({
-        "encoding": "gzip",
-        "data": common::gzip_base64(b"{\"stack\": [\"main\"]}"),
-    });
+    let body = common::with_details(
+        report("1.0.0", "stable", "linux", "SIGSEGV"),
+        b"{\"stack\": [\"main\"]}",
+    );
     let answer: serde_json::Value = client
         .post(format!("{base}/reports/ingest"))
         .bearer_auth(&key)

@@ -9,7 +9,8 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use crate::common::redis::RedisServer;
 use crate::common::s3::S3Server;
 use crate::common::{
-    Backend, ServeProcess, TestDatabase, gzip_base64, report, spawn_serve, start_server, wait_ready,
+    Backend, ServeProcess, TestDatabase, json, report, spawn_serve, start_server, wait_ready,
+    with_details,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -82,14 +83,14 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
     let client = reqwest::Client::new();
     for replica in &replicas {
         wait_ready(&client, replica.addr).await;
-        let ready: serde_json::Value = client
-            .get(format!("http://{}/readyz", replica.addr))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, ready) = json(
+            client
+                .get(format!("http://{}/readyz", replica.addr))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(ready["rate_limits"], "redis", "{ready}");
     }
     let db = rollwatch::db::connect(&database.url).await.unwrap();
@@ -122,21 +123,21 @@ async fn three_replicas_count_exactly_and_one_killed_mid_burst_loses_nothing_ack
 
     // Details sent to each replica land in the one bucket.
     for (n, replica) in replicas.iter().enumerate() {
-        let mut body = report("1.0.0", "stable", "linux", "with details");
-        body["details"] = serde_json::json!({
-            "encoding": "gzip",
-            "data": gzip_base64(format!("{{\"replica\": {n}}}").as_bytes()),
-        });
-        let answer: serde_json::Value = client
-            .post(format!("http://{}/reports/ingest", replica.addr))
-            .bearer_auth(&key.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = with_details(
+            report("1.0.0", "stable", "linux", "with details"),
+            format!("{{\"replica\": {n}}}").as_bytes(),
+        );
+        let (status, answer) = json(
+            client
+                .post(format!("http://{}/reports/ingest", replica.addr))
+                .bearer_auth(&key.key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
         assert_eq!(answer["details_stored"], true, "{answer}");
     }
     let objects = walk_files(&s3.object_path(""));

@@ -369,6 +369,12 @@ pub fn report_hash(version: &str, channel: &str, platform: &str, reason: &str) -
     ])
 }
 
+/// `report` with `details` attached as the contract wants them: gzip, then base64.
+pub fn with_details(mut report: Value, details: &[u8]) -> Value {
+    report["details"] = serde_json::json!({ "encoding": "gzip", "data": gzip_base64(details) });
+    report
+}
+
 /// base64 of the gzip of `bytes`.
 pub fn gzip_base64(bytes: &[u8]) -> String {
     use base64::Engine;
