@@ -7,13 +7,13 @@
 //! one that fails mid-flush is closed, the batch is answered 503 and the next flush connects
 //! anew through the pool, which checks the connection it hands out.
 //!
-//! On PostgreSQL a flush is one statement whose text never changes: the rows travel as arrays
-//! and `unnest` turns them back into rows, so the statement is prepared once per connection
-//! and commits on its own, with no BEGIN and COMMIT round trips. SQLite has no INSERT inside
-//! WITH and no round trips to save (it runs in-process), so there a flush is a transaction of
-//! multi-row upserts.
+//! On PostgreSQL a flush is one statement whose text depends only on which tables it writes:
+//! the rows travel as arrays and `unnest` turns them back into rows, so each statement is
+//! prepared once per connection and commits on its own, with no BEGIN and COMMIT round trips.
+//! SQLite has no INSERT inside WITH and no round trips to save (it runs in-process), so there a
+//! flush is a transaction of multi-row upserts.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -107,35 +107,118 @@ const FLUSH_INSERT: &str = "INSERT INTO ingest_flushes (id, created_at)";
 const CLAIMS_INSERT: &str = "INSERT INTO idempotency_keys (app_id, key, answer, created_at)";
 const CLAIMS_ON_CONFLICT: &str = "ON CONFLICT (app_id, key) DO NOTHING RETURNING app_id, key";
 
-static POSTGRES_FLUSH: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH flush AS ({FLUSH_INSERT} SELECT * FROM unnest($25::text[], $26::int8[])), \
-         groups AS ({GROUPS_INSERT} \
-             SELECT g.*, 0 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], \
-                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], \
-                 $11::timestamptz[], $12::timestamptz[]) AS g \
-             {GROUPS_ON_CONFLICT}), \
-         hours AS ({HOURS_INSERT} \
-             SELECT * FROM unnest($13::int8[], $14::text[], $15::int8[], $16::int8[]) \
-             {HOURS_ON_CONFLICT}), \
-         releases AS ({RELEASES_INSERT} \
-             SELECT * FROM unnest($27::int8[], $28::text[], $29::text[], $30::text[], \
-                 $31::text[], $32::text[], $33::int8[], $34::int8[]) \
-             {RELEASES_ON_CONFLICT}), \
-         release_days AS ({RELEASE_DAYS_INSERT} \
-             SELECT * FROM unnest($35::int8[], $36::text[], $37::text[], $38::text[], \
-                 $39::text[], $40::text[], $41::int8[], $42::int8[]) \
-             {RELEASE_DAYS_ON_CONFLICT}), \
-         usage_days AS ({USAGE_DAYS_INSERT} \
-             SELECT * FROM unnest($43::int8[], $44::text[], $45::text[], $46::text[], \
-                 $47::text[], $48::text[], $49::int8[], $50::int8[]) \
-             {USAGE_DAYS_ON_CONFLICT}) \
-         {USAGE_INSERT} \
-         SELECT * FROM unnest($17::int8[], $18::text[], $19::text[], $20::text[], $21::text[], \
-             $22::text[], $23::int8[], $24::int8[]) \
-         {USAGE_ON_CONFLICT}"
-    )
-});
+/// A table a PostgreSQL flush statement can write.
+struct FlushTable {
+    /// Its bit in the set of tables a statement writes.
+    bit: u8,
+    cte: &'static str,
+    insert: &'static str,
+    /// The element type of each array its rows arrive in, in the order they are bound.
+    arrays: &'static str,
+    on_conflict: &'static str,
+}
+
+const GROUPS: u8 = 1;
+const HOURS: u8 = 2;
+const RELEASES: u8 = 4;
+const RELEASE_DAYS: u8 = 8;
+const USAGE: u8 = 16;
+const USAGE_DAYS: u8 = 32;
+/// The arrays of a row keyed by app, release, kind and hour or day (`ReleaseRows`).
+const RELEASE_ARRAYS: &str = "int8 text text text text text int8 int8";
+
+/// The tables in the order their rows are bound. A statement leaves out the tables it has no
+/// rows for (a report-only flush has no usage, a usage-only one no groups): an empty upsert
+/// still costs the database its parameters, locks on the table and its indexes, and an
+/// executor node.
+const FLUSH_TABLES: [FlushTable; 6] = [
+    FlushTable {
+        bit: GROUPS,
+        cte: "groups",
+        insert: GROUPS_INSERT,
+        arrays: "int8 text text text text text text text text int8 timestamptz timestamptz",
+        on_conflict: GROUPS_ON_CONFLICT,
+    },
+    FlushTable {
+        bit: HOURS,
+        cte: "hours",
+        insert: HOURS_INSERT,
+        arrays: "int8 text int8 int8",
+        on_conflict: HOURS_ON_CONFLICT,
+    },
+    FlushTable {
+        bit: RELEASES,
+        cte: "releases",
+        insert: RELEASES_INSERT,
+        arrays: RELEASE_ARRAYS,
+        on_conflict: RELEASES_ON_CONFLICT,
+    },
+    FlushTable {
+        bit: RELEASE_DAYS,
+        cte: "release_days",
+        insert: RELEASE_DAYS_INSERT,
+        arrays: RELEASE_ARRAYS,
+        on_conflict: RELEASE_DAYS_ON_CONFLICT,
+    },
+    FlushTable {
+        bit: USAGE,
+        cte: "usage",
+        insert: USAGE_INSERT,
+        arrays: RELEASE_ARRAYS,
+        on_conflict: USAGE_ON_CONFLICT,
+    },
+    FlushTable {
+        bit: USAGE_DAYS,
+        cte: "usage_days",
+        insert: USAGE_DAYS_INSERT,
+        arrays: RELEASE_ARRAYS,
+        on_conflict: USAGE_DAYS_ON_CONFLICT,
+    },
+];
+
+/// The flush statement writing `tables` (bits of `FLUSH_TABLES`) and the flush's id; its
+/// text is fixed per set of tables, so each is prepared once per connection.
+fn postgres_flush(tables: u8) -> &'static str {
+    static STATEMENTS: [OnceLock<String>; 1 << FLUSH_TABLES.len()] =
+        [const { OnceLock::new() }; 1 << FLUSH_TABLES.len()];
+    STATEMENTS[usize::from(tables)].get_or_init(|| {
+        let mut parameters = 0;
+        let mut arrays = |types: &str| {
+            let arrays: Vec<String> = types
+                .split(' ')
+                .map(|element| {
+                    parameters += 1;
+                    format!("${parameters}::{element}[]")
+                })
+                .collect();
+            arrays.join(", ")
+        };
+        let upserts: Vec<String> = FLUSH_TABLES
+            .iter()
+            .filter(|table| tables & table.bit != 0)
+            .map(|table| {
+                // A new group has no blobs yet.
+                let blob_count = if table.bit == GROUPS { ", 0" } else { "" };
+                format!(
+                    "{} AS ({} SELECT *{blob_count} FROM unnest({}) {})",
+                    table.cte,
+                    table.insert,
+                    arrays(table.arrays),
+                    table.on_conflict
+                )
+            })
+            .collect();
+        let flush = format!(
+            "{FLUSH_INSERT} SELECT * FROM unnest({})",
+            arrays("text int8")
+        );
+        if upserts.is_empty() {
+            flush
+        } else {
+            format!("WITH {} {flush}", upserts.join(", "))
+        }
+    })
+}
 
 static POSTGRES_CLAIMS: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -400,28 +483,58 @@ async fn execute_postgres(
     rows: PostgresRows<'_>,
     flush: Option<&Flush<'_>>,
 ) -> Result<(), sqlx::Error> {
-    let mut query = sqlx::query(POSTGRES_FLUSH.as_str())
-        .bind(rows.group_app)
-        .bind(rows.group_hash);
-    for column in rows.group_dims {
-        query = query.bind(column);
+    let tables = rows.tables();
+    let mut query = sqlx::query(postgres_flush(tables));
+    if tables & GROUPS != 0 {
+        query = query.bind(rows.group_app).bind(rows.group_hash);
+        for column in rows.group_dims {
+            query = query.bind(column);
+        }
+        query = query
+            .bind(rows.group_count)
+            .bind(rows.group_first)
+            .bind(rows.group_last);
     }
-    query = query
-        .bind(rows.group_count)
-        .bind(rows.group_first)
-        .bind(rows.group_last)
-        .bind(rows.hour_app)
-        .bind(rows.hour_hash)
-        .bind(rows.hour_start)
-        .bind(rows.hour_count);
-    query = rows.usage.bind_to(query);
-    query = query
+    if tables & HOURS != 0 {
+        query = query
+            .bind(rows.hour_app)
+            .bind(rows.hour_hash)
+            .bind(rows.hour_start)
+            .bind(rows.hour_count);
+    }
+    for (bit, release_rows) in [
+        (RELEASES, rows.releases),
+        (RELEASE_DAYS, rows.release_days),
+        (USAGE, rows.usage),
+        (USAGE_DAYS, rows.usage_days),
+    ] {
+        if tables & bit != 0 {
+            query = release_rows.bind_to(query);
+        }
+    }
+    query
         .bind(flush.map(|f| f.id).into_iter().collect::<Vec<_>>())
-        .bind(flush.map(|f| f.at).into_iter().collect::<Vec<_>>());
-    query = rows.releases.bind_to(query);
-    query = rows.release_days.bind_to(query);
-    rows.usage_days.bind_to(query).execute(conn).await?;
+        .bind(flush.map(|f| f.at).into_iter().collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
     Ok(())
+}
+
+impl PostgresRows<'_> {
+    /// The tables these rows write, as bits of `FLUSH_TABLES`.
+    fn tables(&self) -> u8 {
+        [
+            (GROUPS, self.group_app.is_empty()),
+            (HOURS, self.hour_app.is_empty()),
+            (RELEASES, self.releases.app.is_empty()),
+            (RELEASE_DAYS, self.release_days.app.is_empty()),
+            (USAGE, self.usage.app.is_empty()),
+            (USAGE_DAYS, self.usage_days.app.is_empty()),
+        ]
+        .into_iter()
+        .filter(|(_, empty)| !empty)
+        .fold(0, |tables, (bit, _)| tables | bit)
+    }
 }
 
 impl<'a> ReleaseRows<'a> {
@@ -636,6 +749,24 @@ mod tests {
         assert_eq!(
             statements[0].group_dims[6],
             vec![key("SIGSEGV").reason.as_str()]
+        );
+    }
+
+    #[test]
+    fn a_report_only_flush_writes_no_usage_table() {
+        let writes: Vec<_> = (0..3).flat_map(|_| report(1, "SIGSEGV")).collect();
+        let statements = postgres_statements(&fold(writes.iter()));
+        let tables = statements[0].tables();
+        assert_eq!(tables, GROUPS | HOURS | RELEASES | RELEASE_DAYS);
+        let statement = postgres_flush(tables);
+        assert!(!statement.contains("usage"), "{statement}");
+        // Groups 12, hours 4, two roll-ups 8 each and the flush's id 2: $1 to $34.
+        assert!(statement.contains("$34::int8[]") && !statement.contains("$35"));
+        let everything = postgres_flush(0b11_1111);
+        assert!(everything.contains("usage_day_counts") && everything.contains("$50::int8[]"));
+        assert_eq!(
+            postgres_flush(0),
+            "INSERT INTO ingest_flushes (id, created_at) SELECT * FROM unnest($1::text[], $2::int8[])"
         );
     }
 }
