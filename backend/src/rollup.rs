@@ -310,7 +310,7 @@ pub async fn last_hour(
         if last.is_some() && part.source.of_days() {
             break;
         }
-        let mut query = part.rows(app_id, slice);
+        let mut query = part.unbounded_below().rows(app_id, slice);
         // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
         // by-time index backwards hoping to meet the release soon, which reads most of the
         // app for an old release; an expression leaves them the primary key's range.
@@ -318,7 +318,7 @@ pub async fn last_hour(
         query.expr_as(hour.max(), Alias::new("last_hour"));
         if let Some(row) = db.query_one(&query).await? {
             let hour: Option<i64> = row.try_get("", "last_hour")?;
-            last = Ord::max(last, hour);
+            last = Ord::max(last, hour.filter(|hour| part.holds(*hour)));
         }
     }
     Ok(last)
@@ -334,7 +334,7 @@ pub async fn versions_with_usage(
     let folded = folding::folded_before(db).await?;
     let mut first_hours: BTreeMap<String, i64> = BTreeMap::new();
     for part in Part::usage(slice, false, folded) {
-        let mut query = part.rows(app_id, slice);
+        let mut query = part.unbounded_below().rows(app_id, slice);
         let [version, ..] = part.source.release_columns();
         query
             .expr_as(version.clone(), Alias::new("version"))
@@ -343,8 +343,12 @@ pub async fn versions_with_usage(
         for row in db.query_all(&query).await? {
             let (version, hour): (String, i64) =
                 (row.try_get("", "version")?, row.try_get("", "first_hour")?);
-            let first = first_hours.entry(version).or_insert(hour);
-            *first = Ord::min(*first, hour);
+            // A version whose first kept hour is older than the part (hours a fold has not
+            // deleted yet) has its first day in the folded days, read by the other part.
+            if part.holds(hour) {
+                let first = first_hours.entry(version).or_insert(hour);
+                *first = Ord::min(*first, hour);
+            }
         }
     }
     Ok(first_hours.into_iter().collect())
@@ -630,6 +634,23 @@ impl Part {
             }
         }
         parts
+    }
+
+    /// The part without its lower bound, for a `MIN` or `MAX` whose answer is then checked
+    /// with `holds`. Given a lower bound on the time (the folding horizon), both SQLite and
+    /// PostgreSQL range over the by-time index from there, reading every release's rows since
+    /// the horizon; without it they take the release's range of the primary key.
+    fn unbounded_below(&self) -> Part {
+        Part {
+            source: self.source,
+            from: None,
+            until: self.until,
+        }
+    }
+
+    /// Whether a start of an hour or day falls in this part.
+    fn holds(&self, start: i64) -> bool {
+        self.from.is_none_or(|from| start >= from) && self.until.is_none_or(|until| start < until)
     }
 
     /// The slice's rows of this part.
