@@ -33,6 +33,51 @@ const HOUR: i64 = 3600;
 /// Untimed runs of each query before the timed ones.
 const WARMUP_RUNS: usize = 2;
 
+/// How long the server may take to fold the dataset's old hours into days.
+const FOLD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Forgets that today's daily upkeep ran, so the next `rollwatch serve` runs it at start-up.
+pub async fn forget_todays_upkeep(db: &DatabaseConnection) -> Result<(), BenchError> {
+    db.execute_unprepared("DELETE FROM leases WHERE name = 'retention'")
+        .await?;
+    Ok(())
+}
+
+/// Waits until the server's daily upkeep has folded every hour before its horizon into days
+/// (the state of any install older than `REPORTS_HOURLY_COUNTS_DAYS`); how long it took.
+pub async fn wait_until_folded(db: &DatabaseConnection) -> Result<std::time::Duration, BenchError> {
+    let started = Instant::now();
+    let left_before_horizon = |table: &str| {
+        sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT 1 AS left_over FROM {table} \
+                 WHERE hour < (SELECT folded_before FROM count_folding) LIMIT 1"
+            ),
+        )
+    };
+    loop {
+        let mut folded = true;
+        for table in ["report_counts", "release_counts", "usage_counts"] {
+            if db
+                .query_one_raw(left_before_horizon(table))
+                .await?
+                .is_some()
+            {
+                folded = false;
+                break;
+            }
+        }
+        if folded {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > FOLD_TIMEOUT {
+            return Err(BenchError::NotFolded(FOLD_TIMEOUT));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// The time range of the generated data and the versions in it.
 pub struct Dataset {
     pub app_id: i64,
@@ -275,7 +320,6 @@ fn items_in(data: &Value) -> usize {
 
 /// One keep-alive connection to `POST /graphql`.
 pub struct GraphQl {
-    addr: SocketAddr,
     sender: SendRequest<Full<Bytes>>,
     authorization: Option<HeaderValue>,
 }
@@ -283,17 +327,9 @@ pub struct GraphQl {
 impl GraphQl {
     pub async fn connect(addr: SocketAddr) -> Result<GraphQl, BenchError> {
         Ok(GraphQl {
-            addr,
             sender: open_connection(addr).await?,
             authorization: None,
         })
-    }
-
-    /// A new connection, keeping the session: the server closes one left idle for long,
-    /// as while the dataset is written.
-    pub async fn reconnect(&mut self) -> Result<(), BenchError> {
-        self.sender = open_connection(self.addr).await?;
-        Ok(())
     }
 
     /// Signs in; later requests carry the session.
