@@ -253,6 +253,7 @@ async fn bench_reads(args: &Args, binary: &Path, backend: Backend) -> Result<(),
     read::forget_todays_upkeep(&db).await?;
     let server = rollwatch.serve(&server_log.with_extension("restarted.log"))?;
     let folded_in = read::wait_until_folded(&db).await?;
+    read::vacuum(&db).await?;
     let mut client = read::GraphQl::connect(server.addr).await?;
     client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await?;
     println!(
