@@ -310,7 +310,9 @@ pub async fn last_hour(
         if last.is_some() && part.source.of_days() {
             break;
         }
-        let mut query = part.unbounded_below().rows(app_id, slice);
+        let mut query = part
+            .past_horizon_unbounded(slice, folded)
+            .rows(app_id, slice);
         // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
         // by-time index backwards hoping to meet the release soon, which reads most of the
         // app for an old release; an expression leaves them the primary key's range.
@@ -334,7 +336,9 @@ pub async fn versions_with_usage(
     let folded = folding::folded_before(db).await?;
     let mut first_hours: BTreeMap<String, i64> = BTreeMap::new();
     for part in Part::usage(slice, false, folded) {
-        let mut query = part.unbounded_below().rows(app_id, slice);
+        let mut query = part
+            .past_horizon_unbounded(slice, folded)
+            .rows(app_id, slice);
         let [version, ..] = part.source.release_columns();
         query
             .expr_as(version.clone(), Alias::new("version"))
@@ -636,14 +640,18 @@ impl Part {
         parts
     }
 
-    /// The part without its lower bound, for a `MIN` or `MAX` whose answer is then checked
-    /// with `holds`. Given a lower bound on the time (the folding horizon), both SQLite and
+    /// The part without the folding horizon as its lower bound, for a `MIN` or `MAX` whose
+    /// answer is then checked with `holds`: what lies before the horizon is read from the
+    /// folded days by another part. Given the horizon as lower bound, both SQLite and
     /// PostgreSQL range over the by-time index from there, reading every release's rows since
-    /// the horizon; without it they take the release's range of the primary key.
-    fn unbounded_below(&self) -> Part {
+    /// it; without it they take the release's range of the primary key. The slice's own lower
+    /// bound stays (also when it is the horizon): nothing else reads what lies before it.
+    fn past_horizon_unbounded(&self, slice: &Slice, folded: Option<i64>) -> Part {
+        let horizon_bound =
+            self.from.is_some() && self.from == folded && self.from != slice.from_hour;
         Part {
             source: self.source,
-            from: None,
+            from: if horizon_bound { None } else { self.from },
             until: self.until,
         }
     }
@@ -781,4 +789,37 @@ struct BucketRow {
     bucket: i64,
     kind: String,
     total: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_folding_horizon_is_dropped_as_a_lower_bound() {
+        let horizon = 30 * DAY_SECONDS;
+        let whole = Slice::default();
+        let parts = Part::usage(&whole, false, Some(horizon));
+        let kept_hours = parts
+            .iter()
+            .find(|part| !part.source.of_days())
+            .expect("hours after the horizon");
+        assert_eq!(kept_hours.from, Some(horizon));
+        assert_eq!(
+            kept_hours
+                .past_horizon_unbounded(&whole, Some(horizon))
+                .from,
+            None,
+            "the folded days before the horizon are read by the other part"
+        );
+        // From the horizon on, no part reads what lies before it: the bound is the slice's.
+        let from_horizon = Slice {
+            from_hour: Some(horizon),
+            ..Slice::default()
+        };
+        for part in Part::usage(&from_horizon, false, Some(horizon)) {
+            let read = part.past_horizon_unbounded(&from_horizon, Some(horizon));
+            assert_eq!(read.from, Some(horizon));
+        }
+    }
 }
