@@ -10,13 +10,19 @@
 //! 3. each batch of groups moves its old hours into `report_day_counts` in one transaction
 //!    (the sums added, the hours deleted), so each count is in exactly one of the two tables,
 //!    and `rollup` reads a group from both.
+//!
+//! Before step 2, the release and usage days of whole weeks before the horizon are summed
+//! into weeks (`release_week_counts`, `usage_week_counts`), a week of an app per transaction,
+//! and only then does the weeks' horizon move: readers take a week from the weeks only before
+//! it. No count lands before the horizon after it moved (the writer counts each report and
+//! usage message at the time it is received), so a week once summed stays right.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::db::Store;
-use crate::rollup::{DAY_SECONDS, start_of_day};
+use crate::rollup::{DAY_SECONDS, WEEK_SECONDS, start_of_day, start_of_week};
 
 /// Groups whose old hours move in one transaction: on SQLite the writer waits for it, so it
 /// stays well under a second even on a first fold of months of hours.
@@ -24,6 +30,7 @@ pub const GROUPS_PER_BATCH: u64 = 100;
 
 const HORIZON_TABLE: &str = "count_folding";
 const HORIZON: &str = "folded_before";
+const WEEKS_HORIZON: &str = "weeks_before";
 
 /// What one fold did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,18 +39,31 @@ pub struct Folded {
     pub roll_up_hours: u64,
     /// Hourly rows of groups moved into days.
     pub group_hours: u64,
+    /// Weekly rows of releases and usage written.
+    pub week_rows: u64,
 }
 
-/// Hours starting before this were folded into days (or are being): `None` until a fold ran.
-pub async fn folded_before(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+/// Where readers take counts from: the hours before `hours` from the days (or weeks) only,
+/// since they may be gone from the hourly tables; the weeks starting before `weeks` from the
+/// weeks, which hold them. `None` until a fold moved them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Horizons {
+    pub hours: Option<i64>,
+    pub weeks: Option<i64>,
+}
+
+pub async fn horizons(db: &impl ConnectionTrait) -> Result<Horizons, DbErr> {
     let query = Query::select()
-        .column(Alias::new(HORIZON))
+        .columns([Alias::new(HORIZON), Alias::new(WEEKS_HORIZON)])
         .from(Alias::new(HORIZON_TABLE))
         .and_where(Expr::col(Alias::new("id")).eq(1))
         .to_owned();
     match db.query_one(&query).await? {
-        Some(row) => row.try_get("", HORIZON).map(Some),
-        None => Ok(None),
+        Some(row) => Ok(Horizons {
+            hours: row.try_get("", HORIZON)?,
+            weeks: row.try_get("", WEEKS_HORIZON)?,
+        }),
+        None => Ok(Horizons::default()),
     }
 }
 
@@ -61,7 +81,10 @@ pub async fn fold_hours_before(
 ) -> Result<Folded, DbErr> {
     let cutoff = start_of_day(cutoff);
     move_horizon(db, cutoff).await?;
-    let mut folded = Folded::default();
+    let mut folded = Folded {
+        week_rows: sum_weeks_before(db, start_of_week(cutoff)).await?,
+        ..Folded::default()
+    };
     for app_id in app_ids(db).await? {
         for table in ROLL_UP_HOURS {
             folded.roll_up_hours += delete_old_hours(db, table, app_id, cutoff).await?;
@@ -101,6 +124,98 @@ async fn move_horizon(db: &Store, cutoff: i64) -> Result<(), DbErr> {
     let txn = db.begin_write().await?;
     txn.execute(&insert).await?;
     txn.commit().await
+}
+
+/// The release and usage days, and the weeks they are summed into: `(days, weeks, kind)`.
+const WEEKS_OF_DAYS: [(&str, &str, &str); 2] = [
+    ("release_day_counts", "release_week_counts", "event_type"),
+    ("usage_day_counts", "usage_week_counts", "kind"),
+];
+
+/// Sums the days of each week before `until` (a week's start) not summed yet, a week of an
+/// app per transaction, then moves the weeks' horizon there. A week summed again (after a
+/// fold that stopped before the horizon moved) replaces its sums: no count is added twice.
+async fn sum_weeks_before(db: &Store, until: i64) -> Result<u64, DbErr> {
+    let summed_before = horizons(db).await?.weeks;
+    if summed_before.is_some_and(|weeks| weeks >= until) {
+        return Ok(0);
+    }
+    let mut rows = 0;
+    for app_id in app_ids(db).await? {
+        let mut from = summed_before;
+        while let Some(day) = first_day(db, app_id, from, until).await? {
+            let week = start_of_week(day);
+            let txn = db.begin_write().await?;
+            for (days, weeks, kind) in WEEKS_OF_DAYS {
+                rows += txn
+                    .execute_unprepared(&week_sums(days, weeks, kind, app_id, week))
+                    .await?
+                    .rows_affected();
+            }
+            txn.commit().await?;
+            from = Some(week + WEEK_SECONDS);
+        }
+    }
+    let horizon = Alias::new(WEEKS_HORIZON);
+    let weeks = Expr::col(horizon.clone());
+    let moved = Query::update()
+        .table(Alias::new(HORIZON_TABLE))
+        .value(horizon, until)
+        .and_where(Expr::col(Alias::new("id")).eq(1))
+        .cond_where(
+            Condition::any()
+                .add(weeks.clone().is_null())
+                .add(weeks.lt(until)),
+        )
+        .to_owned();
+    let txn = db.begin_write().await?;
+    txn.execute(&moved).await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
+/// The first day in `from..until` with release or usage counts of the app.
+async fn first_day(
+    db: &Store,
+    app_id: i64,
+    from: Option<i64>,
+    until: i64,
+) -> Result<Option<i64>, DbErr> {
+    let mut first = None;
+    for (days, _, _) in WEEKS_OF_DAYS {
+        let day = Alias::new("day");
+        let mut query = Query::select()
+            .expr_as(Expr::col(day.clone()).min(), Alias::new("first"))
+            .from(Alias::new(days))
+            .and_where(Expr::col(Alias::new("app_id")).eq(app_id))
+            .and_where(Expr::col(day.clone()).lt(until))
+            .to_owned();
+        if let Some(from) = from {
+            query.and_where(Expr::col(day).gte(from));
+        }
+        if let Some(row) = db.query_one(&query).await? {
+            let day: Option<i64> = row.try_get("", "first")?;
+            first = match (first, day) {
+                (Some(first), Some(day)) => Some(Ord::min(first, day)),
+                (first, day) => first.or(day),
+            };
+        }
+    }
+    Ok(first)
+}
+
+/// The statement writing the app's sums of `days` for the week starting at `week` into
+/// `weeks`, replacing any earlier sums of that week.
+fn week_sums(days: &str, weeks: &str, kind: &str, app_id: i64, week: i64) -> String {
+    let release = format!("app_id, version, channel, platform, arch, {kind}");
+    format!(
+        "INSERT INTO {weeks} ({release}, week, count) \
+         SELECT {release}, {week}, CAST(SUM(count) AS BIGINT) FROM {days} \
+         WHERE app_id = {app_id} AND day >= {week} AND day < {end} \
+         GROUP BY {release} \
+         ON CONFLICT ({release}, week) DO UPDATE SET count = excluded.count",
+        end = week + WEEK_SECONDS
+    )
 }
 
 async fn app_ids(db: &Store) -> Result<Vec<i64>, DbErr> {

@@ -12,7 +12,10 @@
 //! group's `report_counts` (and `report_day_counts`, its folded days).
 //!
 //! Hours before the folding horizon (`folding`) may be gone from the hourly tables: there a
-//! read takes days only, and a day counts when it starts in the slice.
+//! read takes days only, and a day counts when it starts in the slice. The fold also sums
+//! those days into weeks (`release_week_counts`, `usage_week_counts`): a sum over a slice
+//! (`cells`) takes each week whose days all count from the weeks, a row per release and kind
+//! where there were seven.
 
 use std::collections::BTreeMap;
 
@@ -20,15 +23,28 @@ use entity::report_groups;
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, FromQueryResult};
 
-use crate::folding;
+use crate::folding::{self, Horizons};
 use crate::model::{Arch, Counts, Dimension, EventType, Platform, UsageKind};
 
 pub const HOUR_SECONDS: i64 = 3600;
 pub const DAY_SECONDS: i64 = 24 * HOUR_SECONDS;
+pub const WEEK_SECONDS: i64 = 7 * DAY_SECONDS;
 
 /// The start of the UTC day holding `seconds` (Unix seconds).
 pub fn start_of_day(seconds: i64) -> i64 {
     seconds - seconds.rem_euclid(DAY_SECONDS)
+}
+
+/// The start of the week (from Monday, UTC) holding `seconds`; 1 January 1970 was a Thursday.
+pub fn start_of_week(seconds: i64) -> i64 {
+    let day = start_of_day(seconds);
+    day - (day / DAY_SECONDS + 3).rem_euclid(7) * DAY_SECONDS
+}
+
+/// The first start of a period (`start_of` it, `length` long) at or after `at`.
+fn first_start_from(at: i64, length: i64, start_of: fn(i64) -> i64) -> i64 {
+    let start = start_of(at);
+    if start < at { start + length } else { start }
 }
 
 /// Which of an app's counts to sum: every field narrows (AND); hours are Unix seconds.
@@ -87,7 +103,7 @@ pub async fn cells(
     slice: &Slice,
     by: &[Dimension],
 ) -> Result<Vec<Cell>, DbErr> {
-    let folded = folding::folded_before(db).await?;
+    let folded = folding::horizons(db).await?;
     let mut cells = summed_cells(db, app_id, slice, by, folded).await?;
     unlike_where_a_split_is_unknown(&mut cells, by);
     // A filter on platform or arch splits too: the counts it leaves out as `unknown` may
@@ -184,7 +200,7 @@ async fn summed_cells(
     app_id: i64,
     slice: &Slice,
     by: &[Dimension],
-    folded: Option<i64>,
+    folded: Horizons,
 ) -> Result<Vec<Cell>, DbErr> {
     let summed_by = |part: &Part| {
         let mut query = part.summed(app_id, slice);
@@ -193,7 +209,7 @@ async fn summed_cells(
         query
     };
     let mut usage_of: BTreeMap<CellKey, Counts> = BTreeMap::new();
-    for part in Part::usage(slice, true, folded) {
+    for part in Part::usage(slice, Resolution::Weeks, folded) {
         for row in CellRow::all(db, &summed_by(&part)).await? {
             if let Some(kind) = UsageKind::from_stored(&row.kind) {
                 usage_of
@@ -205,7 +221,7 @@ async fn summed_cells(
     }
     let by_event_type = by.contains(&Dimension::EventType);
     let mut cells: BTreeMap<(CellKey, Option<EventType>), Counts> = BTreeMap::new();
-    for part in Part::reports(slice, true, folded) {
+    for part in Part::reports(slice, Resolution::Weeks, folded) {
         for row in CellRow::all(db, &summed_by(&part)).await? {
             let Some(event_type) = EventType::from_stored(&row.kind) else {
                 continue;
@@ -274,13 +290,17 @@ pub async fn series(
         query
     };
     // Buckets of whole days can be summed from days; an hourly bucket needs the hours.
-    let whole_days = bucket_seconds % DAY_SECONDS == 0;
-    let folded = folding::folded_before(db).await?;
+    let resolution = if bucket_seconds % DAY_SECONDS == 0 {
+        Resolution::Days
+    } else {
+        Resolution::Hours
+    };
+    let folded = folding::horizons(db).await?;
     let backend = db.get_database_backend();
     let mut buckets: BTreeMap<i64, Counts> = BTreeMap::new();
-    for part in Part::reports(slice, whole_days, folded)
+    for part in Part::reports(slice, resolution, folded)
         .into_iter()
-        .chain(Part::usage(slice, whole_days, folded))
+        .chain(Part::usage(slice, resolution, folded))
     {
         for row in BucketRow::find_by_statement(backend.build(&by_bucket(&part)))
             .all(db)
@@ -299,19 +319,19 @@ pub async fn last_hour(
     app_id: i64,
     slice: &Slice,
 ) -> Result<Option<i64>, DbErr> {
-    let folded = folding::folded_before(db).await?;
-    let (days, hours): (Vec<Part>, Vec<Part>) = Part::usage(slice, false, folded)
+    let folded = folding::horizons(db).await?;
+    let (hours, days): (Vec<Part>, Vec<Part>) = Part::usage(slice, Resolution::Hours, folded)
         .into_iter()
-        .chain(Part::reports(slice, false, folded))
-        .partition(|part| part.source.of_days());
+        .chain(Part::reports(slice, Resolution::Hours, folded))
+        .partition(|part| part.source.of_hours());
     let mut last = None;
     // Folded days all come before the hours kept: read them only when no hour has data.
     for part in hours.into_iter().chain(days) {
-        if last.is_some() && part.source.of_days() {
+        if last.is_some() && !part.source.of_hours() {
             break;
         }
         let mut query = part
-            .past_horizon_unbounded(slice, folded)
+            .past_horizon_unbounded(slice, folded.hours)
             .rows(app_id, slice);
         // `hour + 0`, not the column: on `MAX(hour)` both SQLite and PostgreSQL walk the
         // by-time index backwards hoping to meet the release soon, which reads most of the
@@ -333,11 +353,11 @@ pub async fn versions_with_usage(
     app_id: i64,
     slice: &Slice,
 ) -> Result<Vec<(String, i64)>, DbErr> {
-    let folded = folding::folded_before(db).await?;
+    let folded = folding::horizons(db).await?;
     let mut first_hours: BTreeMap<String, i64> = BTreeMap::new();
-    for part in Part::usage(slice, false, folded) {
+    for part in Part::usage(slice, Resolution::Hours, folded) {
         let mut query = part
-            .past_horizon_unbounded(slice, folded)
+            .past_horizon_unbounded(slice, folded.hours)
             .rows(app_id, slice);
         let [version, ..] = part.source.release_columns();
         query
@@ -391,14 +411,14 @@ pub fn group_filter(app_id: i64, slice: &Slice) -> Condition {
     groups
 }
 
-/// A table of counts per app, release, kind and hour or day: what `cells`, `series` and the
-/// gate read.
-#[derive(Clone, Copy)]
+/// A table of counts per app, release, kind and hour, day or week: what `cells`, `series` and
+/// the gate read.
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct RollUp {
     table: &'static str,
     /// `event_type` for reports, `kind` for usage.
     kind: &'static str,
-    /// `hour` or `day`: the start of either in Unix seconds.
+    /// `hour`, `day` or `week`: the start of one in Unix seconds.
     time: &'static str,
     /// Narrowed by the slice's event type (reports; usage has none).
     of_reports: bool,
@@ -406,7 +426,7 @@ struct RollUp {
 
 /// A table of one group's counts per hour or day, joined to `report_groups` for the
 /// dimensions: a slice of one group, whose counts only these tables hold.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct GroupCounts {
     table: &'static str,
     /// `hour` or `day`.
@@ -414,7 +434,7 @@ struct GroupCounts {
 }
 
 /// Where counts are read from.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
     RollUp(RollUp),
     Group(GroupCounts),
@@ -433,6 +453,12 @@ impl Source {
         time: "day",
         of_reports: true,
     });
+    const RELEASE_WEEKS: Source = Source::RollUp(RollUp {
+        table: "release_week_counts",
+        kind: "event_type",
+        time: "week",
+        of_reports: true,
+    });
     const USAGE_HOURS: Source = Source::RollUp(RollUp {
         table: "usage_counts",
         kind: "kind",
@@ -445,6 +471,12 @@ impl Source {
         time: "day",
         of_reports: false,
     });
+    const USAGE_WEEKS: Source = Source::RollUp(RollUp {
+        table: "usage_week_counts",
+        kind: "kind",
+        time: "week",
+        of_reports: false,
+    });
     const GROUP_HOURS: Source = Source::Group(GroupCounts {
         table: "report_counts",
         time: "hour",
@@ -454,7 +486,7 @@ impl Source {
         time: "day",
     });
 
-    /// The table and column of the start of a row's hour or day.
+    /// The table and column of the start of a row's hour, day or week.
     fn time_column(self) -> (&'static str, &'static str) {
         match self {
             Source::RollUp(roll_up) => (roll_up.table, roll_up.time),
@@ -462,9 +494,9 @@ impl Source {
         }
     }
 
-    /// Rows per day, not per hour.
-    fn of_days(self) -> bool {
-        self.time_column().1 == "day"
+    /// Rows per hour, not per day or week.
+    fn of_hours(self) -> bool {
+        self.time_column().1 == "hour"
     }
 
     fn time(self) -> Expr {
@@ -514,7 +546,37 @@ fn column(table: &'static str, name: &'static str) -> Expr {
     Expr::col((Alias::new(table), Alias::new(name)))
 }
 
-/// One source's share of a slice: its rows in `from..until` (start of the hour or day).
+/// The coarsest rows a read may sum: a bucket of an hour needs hours, a bucket of a day can
+/// take days, a sum over the whole slice can take weeks.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Resolution {
+    Hours,
+    Days,
+    Weeks,
+}
+
+/// A roll-up's tables by the hour, by the day and by the week.
+#[derive(Clone, Copy)]
+struct Levels {
+    hours: Source,
+    days: Source,
+    weeks: Source,
+}
+
+impl Levels {
+    const RELEASES: Levels = Levels {
+        hours: Source::RELEASE_HOURS,
+        days: Source::RELEASE_DAYS,
+        weeks: Source::RELEASE_WEEKS,
+    };
+    const USAGE: Levels = Levels {
+        hours: Source::USAGE_HOURS,
+        days: Source::USAGE_DAYS,
+        weeks: Source::USAGE_WEEKS,
+    };
+}
+
+/// One source's share of a slice: its rows in `from..until` (start of the hour, day or week).
 struct Part {
     source: Source,
     from: Option<i64>,
@@ -524,7 +586,7 @@ struct Part {
 impl Part {
     /// Where the slice's reports are: one group's hours and folded days (folding moves a
     /// count from one to the other, so they never hold it twice), or the per-release roll-up.
-    fn reports(slice: &Slice, whole_days: bool, folded: Option<i64>) -> Vec<Part> {
+    fn reports(slice: &Slice, resolution: Resolution, folded: Horizons) -> Vec<Part> {
         if slice.group_hash.is_some() {
             return [Source::GROUP_HOURS, Source::GROUP_DAYS]
                 .map(|source| Part {
@@ -534,60 +596,96 @@ impl Part {
                 })
                 .into();
         }
-        Part::split(
-            slice,
-            (Source::RELEASE_HOURS, Source::RELEASE_DAYS),
-            whole_days,
-            folded,
-        )
+        Part::split(slice, Levels::RELEASES, resolution, folded)
     }
 
     /// Where the slice's usage is (the release's, whatever group the slice is of).
-    fn usage(slice: &Slice, whole_days: bool, folded: Option<i64>) -> Vec<Part> {
-        Part::split(
-            slice,
-            (Source::USAGE_HOURS, Source::USAGE_DAYS),
-            whole_days,
-            folded,
-        )
+    fn usage(slice: &Slice, resolution: Resolution, folded: Horizons) -> Vec<Part> {
+        Part::split(slice, Levels::USAGE, resolution, folded)
     }
 
-    /// The slice's counts, each read once. Before the horizon `folded` only `days` are sure
-    /// to hold them: a day counts when it starts in the slice. After it, see `hours_and_days`.
-    fn split(
-        slice: &Slice,
-        (hours, days): (Source, Source),
-        whole_days: bool,
-        folded: Option<i64>,
-    ) -> Vec<Part> {
+    /// The slice's counts, each read once. Before the horizon only days (and the weeks
+    /// summed from them) are sure to hold them: a day counts when it starts in the slice, see
+    /// `days_and_weeks`. After it, see `hours_and_days`.
+    fn split(slice: &Slice, levels: Levels, resolution: Resolution, folded: Horizons) -> Vec<Part> {
         let (mut from, until) = (slice.from_hour, slice.until);
         let mut parts = Vec::new();
-        if let Some(horizon) = folded
+        if let Some(horizon) = folded.hours
             && from.is_none_or(|from| from < horizon)
         {
             let end = until.map_or(horizon, |until| Ord::min(until, horizon));
             if from.is_none_or(|from| from < end) {
-                parts.push(Part {
-                    source: days,
-                    from,
-                    until: Some(end),
-                });
+                let weeks = (resolution == Resolution::Weeks)
+                    .then_some(folded.weeks)
+                    .flatten();
+                parts = Part::days_and_weeks(from, end, levels, weeks);
             }
             if until.is_some_and(|until| until <= horizon) {
                 return parts;
             }
             from = Some(horizon);
         }
-        for part in Part::hours_and_days(from, until, (hours, days), whole_days) {
+        let whole_days = resolution >= Resolution::Days;
+        for part in Part::hours_and_days(from, until, levels, whole_days) {
             // The folded days and the whole days after the horizon are one range of `days`.
-            if let Some(folded_days) = parts.last_mut()
-                && part.source.of_days()
-                && folded_days.until == part.from
+            if let Some(last) = parts.last_mut()
+                && last.source == part.source
+                && last.until == part.from
             {
-                folded_days.until = part.until;
+                last.until = part.until;
             } else {
                 parts.push(part);
             }
+        }
+        parts
+    }
+
+    /// The days starting in `from..end`, before the horizon: with `weeks_before` (weeks
+    /// starting before it are summed), the weeks all of whose days start in it from `weeks`
+    /// and the days before and after them from `days`; else all from `days`.
+    fn days_and_weeks(
+        from: Option<i64>,
+        end: i64,
+        levels: Levels,
+        weeks_before: Option<i64>,
+    ) -> Vec<Part> {
+        let all_days = vec![Part {
+            source: levels.days,
+            from,
+            until: Some(end),
+        }];
+        let Some(weeks_before) = weeks_before else {
+            return all_days;
+        };
+        let first_week = from.map(|from| first_start_from(from, WEEK_SECONDS, start_of_week));
+        // A week is whole when its last day starts before `end`: it ends by the first day
+        // starting at or after `end`.
+        let end_day = first_start_from(end, DAY_SECONDS, start_of_day);
+        let end_week = Ord::min(start_of_week(end_day), weeks_before);
+        if first_week.is_some_and(|first| first >= end_week) {
+            return all_days;
+        }
+        let mut parts = Vec::new();
+        if let (Some(from), Some(first)) = (from, first_week)
+            && from < first
+        {
+            parts.push(Part {
+                source: levels.days,
+                from: Some(from),
+                until: Some(first),
+            });
+        }
+        parts.push(Part {
+            source: levels.weeks,
+            from: first_week,
+            until: Some(end_week),
+        });
+        if end_week < end {
+            parts.push(Part {
+                source: levels.days,
+                from: Some(end_week),
+                until: Some(end),
+            });
         }
         parts
     }
@@ -597,11 +695,11 @@ impl Part {
     fn hours_and_days(
         from: Option<i64>,
         until: Option<i64>,
-        (hours, days): (Source, Source),
+        levels: Levels,
         whole_days: bool,
     ) -> Vec<Part> {
         let all_hours = vec![Part {
-            source: hours,
+            source: levels.hours,
             from,
             until,
         }];
@@ -610,10 +708,7 @@ impl Part {
         }
         // The first day starting at or after `from`, and the day `until` falls in: every
         // day in between lies wholly in the slice.
-        let first_day = from.map(|from| {
-            let day = start_of_day(from);
-            if day < from { day + DAY_SECONDS } else { day }
-        });
+        let first_day = from.map(|from| first_start_from(from, DAY_SECONDS, start_of_day));
         let end_day = until.map(start_of_day);
         if let (Some(first), Some(end)) = (first_day, end_day)
             && first >= end
@@ -621,7 +716,7 @@ impl Part {
             return all_hours;
         }
         let mut parts = vec![Part {
-            source: days,
+            source: levels.days,
             from: first_day,
             until: end_day,
         }];
@@ -631,7 +726,7 @@ impl Part {
                 && start < end
             {
                 parts.push(Part {
-                    source: hours,
+                    source: levels.hours,
                     from: Some(start),
                     until: Some(end),
                 });
@@ -799,10 +894,14 @@ mod tests {
     fn only_the_folding_horizon_is_dropped_as_a_lower_bound() {
         let horizon = 30 * DAY_SECONDS;
         let whole = Slice::default();
-        let parts = Part::usage(&whole, false, Some(horizon));
+        let folded = Horizons {
+            hours: Some(horizon),
+            weeks: None,
+        };
+        let parts = Part::usage(&whole, Resolution::Hours, folded);
         let kept_hours = parts
             .iter()
-            .find(|part| !part.source.of_days())
+            .find(|part| part.source.of_hours())
             .expect("hours after the horizon");
         assert_eq!(kept_hours.from, Some(horizon));
         assert_eq!(
@@ -817,9 +916,75 @@ mod tests {
             from_hour: Some(horizon),
             ..Slice::default()
         };
-        for part in Part::usage(&from_horizon, false, Some(horizon)) {
+        for part in Part::usage(&from_horizon, Resolution::Hours, folded) {
             let read = part.past_horizon_unbounded(&from_horizon, Some(horizon));
             assert_eq!(read.from, Some(horizon));
         }
+    }
+
+    /// `(table, from, until)` of each part.
+    fn spans(parts: &[Part]) -> Vec<(&'static str, Option<i64>, Option<i64>)> {
+        parts
+            .iter()
+            .map(|part| (part.source.time_column().0, part.from, part.until))
+            .collect()
+    }
+
+    #[test]
+    fn a_sum_takes_the_whole_weeks_before_the_horizon_from_the_weeks() {
+        let day = |n: i64| n * DAY_SECONDS;
+        // 1 January 2024 was a Monday: weeks start at day 19723 + 7k.
+        let monday = day(19_723);
+        assert_eq!(start_of_week(monday + day(6) + 5), monday);
+        let horizon = monday + day(7 * 8 + 3);
+        let folded = Horizons {
+            hours: Some(horizon),
+            weeks: Some(start_of_week(horizon)),
+        };
+        let today = horizon + day(30);
+        // From a Wednesday noon 6 weeks before the horizon's week, to this hour.
+        let slice = Slice {
+            from_hour: Some(monday + day(2) + 12 * HOUR_SECONDS),
+            until: Some(today + 5 * HOUR_SECONDS),
+            ..Slice::default()
+        };
+        let parts = Part::reports(&slice, Resolution::Weeks, folded);
+        assert_eq!(
+            spans(&parts),
+            [
+                // Thursday to Sunday: the days starting in the slice.
+                ("release_day_counts", slice.from_hour, Some(monday + day(7))),
+                ("release_week_counts", Some(monday + day(7)), folded.weeks),
+                // The horizon's week, the days after it, up to today.
+                ("release_day_counts", folded.weeks, Some(today)),
+                ("release_counts", Some(today), slice.until),
+            ]
+        );
+        // A series by the day, and anything before a fold summed weeks, takes days.
+        for (resolution, folded) in [
+            (Resolution::Days, folded),
+            (
+                Resolution::Weeks,
+                Horizons {
+                    weeks: None,
+                    ..folded
+                },
+            ),
+        ] {
+            let parts = Part::reports(&slice, resolution, folded);
+            assert_eq!(
+                spans(&parts)[0],
+                ("release_day_counts", slice.from_hour, Some(today))
+            );
+        }
+        // The whole range, ending on a Sunday before the horizon: every week is whole.
+        let until_sunday = Slice {
+            until: Some(monday + day(13) + HOUR_SECONDS),
+            ..Slice::default()
+        };
+        assert_eq!(
+            spans(&Part::usage(&until_sunday, Resolution::Weeks, folded)),
+            [("usage_week_counts", None, Some(monday + day(14)))]
+        );
     }
 }

@@ -36,10 +36,16 @@ const WARMUP_RUNS: usize = 2;
 /// How long the server may take to fold the dataset's old hours into days.
 const FOLD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Forgets that today's daily upkeep ran, so the next `rollwatch serve` runs it at start-up.
+/// Forgets that today's daily upkeep ran, and what it folded (nothing, before the dataset was
+/// written), so the next `rollwatch serve` folds the dataset at start-up as the upkeep of the
+/// days it covers would have.
 pub async fn forget_todays_upkeep(db: &DatabaseConnection) -> Result<(), BenchError> {
-    db.execute_unprepared("DELETE FROM leases WHERE name = 'retention'")
-        .await?;
+    for statement in [
+        "DELETE FROM leases WHERE name = 'retention'",
+        "DELETE FROM count_folding",
+    ] {
+        db.execute_unprepared(statement).await?;
+    }
     Ok(())
 }
 
@@ -56,8 +62,13 @@ pub async fn wait_until_folded(db: &DatabaseConnection) -> Result<std::time::Dur
             ),
         )
     };
+    // The weeks before the horizon are summed first, then the hours deleted.
+    let weeks_summed = sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT 1 AS summed FROM count_folding WHERE weeks_before IS NOT NULL",
+    );
     loop {
-        let mut folded = true;
+        let mut folded = db.query_one_raw(weeks_summed.clone()).await?.is_some();
         for table in ["report_counts", "release_counts", "usage_counts"] {
             if db
                 .query_one_raw(left_before_horizon(table))
@@ -212,10 +223,12 @@ impl Dataset {
     fn queries(&self) -> Vec<(&'static str, String, Value)> {
         let app = self.app_id.to_string();
         let latest = self.latest_version();
-        let last_week =
-            ChronoDateTimeUtc::from_timestamp(self.first_hour + (DATASET_HOURS - 7 * 24) * HOUR, 0)
+        let hours_back = |hours: i64| {
+            ChronoDateTimeUtc::from_timestamp(self.first_hour + (DATASET_HOURS - hours) * HOUR, 0)
                 .map(|at| at.to_rfc3339())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        let last_week = hours_back(7 * 24);
         let cells = "version channel platform arch eventType reports sessions crashRate";
         vec![
             (
@@ -238,6 +251,16 @@ impl Dataset {
                      {{ {cells} }} }}"
                 ),
                 json!({ "app": app }),
+            ),
+            (
+                // The web app's matrix over its longest range, a quarter back from now: not
+                // aligned to days or weeks.
+                "rolloutHealth by version × channel, last 90 days",
+                format!(
+                    "query($app: ID!, $since: DateTime!) {{ rolloutHealth(appId: $app, \
+                     groupBy: [VERSION, CHANNEL], filter: {{ since: $since }}) {{ {cells} }} }}"
+                ),
+                json!({ "app": app, "since": hours_back(90 * 24 - 5) }),
             ),
             (
                 "rolloutHealth by platform × arch, latest version",

@@ -9,6 +9,7 @@ mod m20261203_000001_release_counts;
 mod m20261203_000003_alerts;
 mod m20261204_000001_throttled_counts;
 mod m20261205_000001_daily_folding;
+mod m20261206_000001_week_counts;
 
 pub use m20261203_000001_release_counts::backfill as roll_up_backfill;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_alerts::Migration),
             Box::new(m20261204_000001_throttled_counts::Migration),
             Box::new(m20261205_000001_daily_folding::Migration),
+            Box::new(m20261206_000001_week_counts::Migration),
         ]
     }
 }

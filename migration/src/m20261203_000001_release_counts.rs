@@ -57,7 +57,7 @@ const ROLL_UPS: [(&str, &str, &str); 3] = [
 ];
 
 /// `name`'s index leading with the app and the time, then every other column the reads use.
-fn by_time(table: &str, kind: &str, time: &str) -> IndexCreateStatement {
+pub(crate) fn by_time(table: &str, kind: &str, time: &str) -> IndexCreateStatement {
     Index::create()
         .name(format!("{table}_app_{time}"))
         .table(Alias::new(table))
@@ -72,47 +72,64 @@ fn by_time(table: &str, kind: &str, time: &str) -> IndexCreateStatement {
         .to_owned()
 }
 
+/// A table of counts per app, release, `kind` and `time` (start of an hour, day or week).
+pub(crate) fn roll_up_table(
+    name: &str,
+    kind: &str,
+    time: &str,
+    backend: DatabaseBackend,
+) -> TableCreateStatement {
+    let column = |name: &str| Alias::new(name);
+    let mut table = Table::create();
+    table
+        .table(column(name))
+        .col(big_integer(column("app_id")))
+        .col(string(column("version")))
+        .col(string(column("channel")))
+        .col(string(column("platform")))
+        .col(string(column("arch")))
+        .col(string(column(kind)))
+        .col(big_integer(column(time)))
+        .col(big_integer(column("count")))
+        // Ordered for the reads that narrow by release (the gate, a version's breakdown);
+        // the writer's upserts conflict on it.
+        .primary_key(
+            Index::create()
+                .col(column("app_id"))
+                .col(column("version"))
+                .col(column("channel"))
+                .col(column("platform"))
+                .col(column("arch"))
+                .col(column(kind))
+                .col(column(time)),
+        )
+        .foreign_key(
+            ForeignKey::create()
+                .from(column(name), column("app_id"))
+                .to(Apps::Table, Apps::Id)
+                .on_delete(ForeignKeyAction::Cascade),
+        );
+    if backend == DatabaseBackend::Sqlite {
+        // The primary key is the table: a read by release is one range of one b-tree.
+        table.extra("WITHOUT ROWID");
+    }
+    table.to_owned()
+}
+
 const USAGE_COUNTS_BY_CHANNEL: &str = "usage_counts_app_channel";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (name, kind, time) in ROLL_UPS {
-            let column = |name: &str| Alias::new(name);
-            let mut table = Table::create();
-            table
-                .table(column(name))
-                .col(big_integer(column("app_id")))
-                .col(string(column("version")))
-                .col(string(column("channel")))
-                .col(string(column("platform")))
-                .col(string(column("arch")))
-                .col(string(column(kind)))
-                .col(big_integer(column(time)))
-                .col(big_integer(column("count")))
-                // Ordered for the reads that narrow by release (the gate, a version's
-                // breakdown); the writer's upserts conflict on it.
-                .primary_key(
-                    Index::create()
-                        .col(column("app_id"))
-                        .col(column("version"))
-                        .col(column("channel"))
-                        .col(column("platform"))
-                        .col(column("arch"))
-                        .col(column(kind))
-                        .col(column(time)),
-                )
-                .foreign_key(
-                    ForeignKey::create()
-                        .from(column(name), column("app_id"))
-                        .to(Apps::Table, Apps::Id)
-                        .on_delete(ForeignKeyAction::Cascade),
-                );
-            if manager.get_database_backend() == DatabaseBackend::Sqlite {
-                // The primary key is the table: a read by release is one range of one b-tree.
-                table.extra("WITHOUT ROWID");
-            }
-            manager.create_table(table).await?;
+            manager
+                .create_table(roll_up_table(
+                    name,
+                    kind,
+                    time,
+                    manager.get_database_backend(),
+                ))
+                .await?;
             // For the reads that narrow by time and not by release ("the last 7 days").
             manager.create_index(by_time(name, kind, time)).await?;
         }

@@ -5,7 +5,7 @@
 //! sessions recomputed from `usage_counts`.
 //!
 //! Folding (issue 18): the same reads answer the same after the hours older than 30 days are
-//! folded into days, and after a fold that failed part-way.
+//! folded into days and their days summed into weeks, and after a fold that failed part-way.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,7 @@ on_both_databases!(
     the_roll_ups_read_the_counts_of_report_and_usage_counts_for_every_slice,
     every_read_answers_the_same_after_old_hours_are_folded_into_days,
     a_fold_that_fails_part_way_leaves_every_count_exact,
+    a_fold_that_fails_summing_weeks_leaves_every_count_exact,
 );
 
 const VERSIONS: [&str; 3] = ["1.0", "1.1", "2.0"];
@@ -638,6 +639,17 @@ async fn every_read_answers_the_same_after_old_hours_are_folded_into_days(backen
         "{days} days for {} hours",
         hourly_before[0]
     );
+    // The ten days before the cutoff hold a whole week at least, summed into weeks.
+    let weeks = [
+        rows_before(&app, "release_week_counts", "week", cutoff).await,
+        rows_before(&app, "usage_week_counts", "week", cutoff).await,
+    ];
+    assert!(weeks.iter().all(|rows| *rows > 0), "{weeks:?}");
+    assert_eq!(folded.week_rows as i64, weeks[0] + weeks[1]);
+    assert_eq!(
+        folding::horizons(&app.db).await.unwrap().weeks,
+        Some(rollup::start_of_week(cutoff))
+    );
     assert_eq!(reads(&app, &token, cutoff).await, before);
 
     // A second fold, the next day's, finds nothing more before the same cutoff.
@@ -651,24 +663,43 @@ async fn every_read_answers_the_same_after_old_hours_are_folded_into_days(backen
 
 /// Makes deleting `group`'s hours fail, as a crash or a lost connection would mid-fold.
 async fn fail_folding_of(app: &TestApp, group: &str) {
+    fail_on(
+        app,
+        "DELETE",
+        "report_counts",
+        &format!("old.group_hash = '{group}'"),
+    )
+    .await;
+}
+
+/// Makes `event` (`INSERT`, `DELETE`) on `table` fail for the rows `when` holds for.
+async fn fail_on(app: &TestApp, event: &str, table: &str, when: &str) {
     let statements: Vec<String> = match app.backend {
         Backend::Sqlite => vec![format!(
-            "CREATE TRIGGER injected_failure BEFORE DELETE ON report_counts \
-             WHEN old.group_hash = '{group}' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            "CREATE TRIGGER injected_failure BEFORE {event} ON {table} \
+             WHEN {when} BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
         )],
         Backend::Postgres => vec![
             "CREATE FUNCTION injected_failure() RETURNS trigger AS $$ \
              BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
                 .to_owned(),
             format!(
-                "CREATE TRIGGER injected_failure BEFORE DELETE ON report_counts FOR EACH ROW \
-                 WHEN (OLD.group_hash = '{group}') EXECUTE FUNCTION injected_failure()"
+                "CREATE TRIGGER injected_failure BEFORE {event} ON {table} FOR EACH ROW \
+                 WHEN ({when}) EXECUTE FUNCTION injected_failure()"
             ),
         ],
     };
     for statement in statements {
         execute(app, &statement).await;
     }
+}
+
+async fn stop_failing_on(app: &TestApp, table: &str) {
+    let drop = match app.backend {
+        Backend::Sqlite => "DROP TRIGGER injected_failure".to_owned(),
+        Backend::Postgres => format!("DROP TRIGGER injected_failure ON {table}"),
+    };
+    execute(app, &drop).await;
 }
 
 async fn a_fold_that_fails_part_way_leaves_every_count_exact(backend: Backend) {
@@ -686,16 +717,57 @@ async fn a_fold_that_fails_part_way_leaves_every_count_exact(backend: Backend) {
     );
     assert_eq!(reads(&app, &token, cutoff).await, before);
 
-    let drop = match app.backend {
-        Backend::Sqlite => "DROP TRIGGER injected_failure",
-        Backend::Postgres => "DROP TRIGGER injected_failure ON report_counts",
-    };
-    execute(&app, drop).await;
+    stop_failing_on(&app, "report_counts").await;
     let resumed = folding::fold_hours_before(&app.db, cutoff, 7)
         .await
         .unwrap();
     assert_eq!(resumed.group_hours as i64, left);
     assert_eq!(rows_before(&app, "report_counts", "hour", cutoff).await, 0);
+    assert_eq!(reads(&app, &token, cutoff).await, before);
+    app.stop().await;
+}
+
+async fn a_fold_that_fails_summing_weeks_leaves_every_count_exact(backend: Backend) {
+    let (app, cutoff, token) = app_with_history(backend).await;
+    let before = reads(&app, &token, cutoff).await;
+    // The last week before the cutoff's fails, after any before it was summed.
+    let last_week = rollup::start_of_week(cutoff) - 7 * DAY_SECONDS;
+    fail_on(
+        &app,
+        "INSERT",
+        "usage_week_counts",
+        &format!("new.week = {last_week}"),
+    )
+    .await;
+    let failed = folding::fold_hours_before(&app.db, cutoff, folding::GROUPS_PER_BATCH).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        rows_before(
+            &app,
+            "release_week_counts",
+            "week",
+            last_week + 7 * DAY_SECONDS
+        )
+        .await,
+        rows_before(&app, "release_week_counts", "week", last_week).await,
+        "the failed week's release sums were written with its usage sums or not at all"
+    );
+    assert_ne!(
+        folding::horizons(&app.db).await.unwrap().weeks,
+        Some(rollup::start_of_week(cutoff)),
+        "the weeks' horizon moves once every week is summed"
+    );
+    assert_eq!(reads(&app, &token, cutoff).await, before);
+
+    stop_failing_on(&app, "usage_week_counts").await;
+    let resumed = folding::fold_hours_before(&app.db, cutoff, folding::GROUPS_PER_BATCH)
+        .await
+        .unwrap();
+    assert!(resumed.week_rows > 0, "{resumed:?}");
+    assert_eq!(
+        folding::horizons(&app.db).await.unwrap().weeks,
+        Some(rollup::start_of_week(cutoff))
+    );
     assert_eq!(reads(&app, &token, cutoff).await, before);
     app.stop().await;
 }

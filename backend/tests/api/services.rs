@@ -185,12 +185,16 @@ async fn the_dashboard_and_the_gate_count_a_release_alike(backend: Backend) {
         ))
         .await
         .unwrap();
-    // The writer keeps the roll-ups with the counts; rows written by hand need theirs too.
+    // The writer keeps the roll-ups with the counts, and the daily fold sums the days before
+    // its horizon into weeks; rows written by hand need theirs too.
     let old_day = old_hour - old_hour % (24 * 3600);
+    let old_week = rollwatch::rollup::start_of_week(old_day);
     for (table, kind, time, at, count) in [
         ("release_counts", "crash", "hour", old_hour, 50),
         ("release_day_counts", "crash", "day", old_day, 50),
         ("usage_day_counts", "session", "day", old_day, 5000),
+        ("release_week_counts", "crash", "week", old_week, 50),
+        ("usage_week_counts", "session", "week", old_week, 5000),
     ] {
         let kind_column = if kind == "crash" {
             "event_type"
