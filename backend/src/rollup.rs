@@ -615,7 +615,9 @@ impl Part {
         {
             let end = until.map_or(horizon, |until| Ord::min(until, horizon));
             if from.is_none_or(|from| from < end) {
-                let weeks = (resolution == Resolution::Weeks)
+                // A slice of one version reads a range of the primary key, a few hundred
+                // rows of days: the weeks' bounds would only steer SQLite to a by-time index.
+                let weeks = (resolution == Resolution::Weeks && slice.version.is_none())
                     .then_some(folded.weeks)
                     .flatten();
                 parts = Part::days_and_weeks(from, end, levels, weeks);
@@ -977,6 +979,15 @@ mod tests {
                 ("release_day_counts", slice.from_hour, Some(today))
             );
         }
+        // One version's whole range: days, with no bound at all.
+        let one_version = Slice {
+            version: Some("1.0".to_owned()),
+            ..Slice::default()
+        };
+        assert_eq!(
+            spans(&Part::reports(&one_version, Resolution::Weeks, folded)),
+            [("release_day_counts", None, None)]
+        );
         // The whole range, ending on a Sunday before the horizon: every week is whole.
         let until_sunday = Slice {
             until: Some(monday + day(13) + HOUR_SECONDS),
