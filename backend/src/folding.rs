@@ -81,11 +81,12 @@ pub async fn fold_hours_before(
 ) -> Result<Folded, DbErr> {
     let cutoff = start_of_day(cutoff);
     move_horizon(db, cutoff).await?;
+    let apps = app_ids(db).await?;
     let mut folded = Folded {
-        week_rows: sum_weeks_before(db, start_of_week(cutoff)).await?,
+        week_rows: sum_weeks_before(db, &apps, start_of_week(cutoff)).await?,
         ..Folded::default()
     };
-    for app_id in app_ids(db).await? {
+    for app_id in apps {
         for table in ROLL_UP_HOURS {
             folded.roll_up_hours += delete_old_hours(db, table, app_id, cutoff).await?;
         }
@@ -132,16 +133,16 @@ const WEEKS_OF_DAYS: [(&str, &str, &str); 2] = [
     ("usage_day_counts", "usage_week_counts", "kind"),
 ];
 
-/// Sums the days of each week before `until` (a week's start) not summed yet, a week of an
-/// app per transaction, then moves the weeks' horizon there. A week summed again (after a
-/// fold that stopped before the horizon moved) replaces its sums: no count is added twice.
-async fn sum_weeks_before(db: &Store, until: i64) -> Result<u64, DbErr> {
+/// Sums the days of each week before `until` (a week's start) not summed yet, a week of one
+/// of `apps` per transaction, then moves the weeks' horizon there. A week summed again (after
+/// a fold that stopped before the horizon moved) replaces its sums: no count is added twice.
+async fn sum_weeks_before(db: &Store, apps: &[i64], until: i64) -> Result<u64, DbErr> {
     let summed_before = horizons(db).await?.weeks;
     if summed_before.is_some_and(|weeks| weeks >= until) {
         return Ok(0);
     }
     let mut rows = 0;
-    for app_id in app_ids(db).await? {
+    for &app_id in apps {
         let mut from = summed_before;
         while let Some(day) = first_day(db, app_id, from, until).await? {
             let week = start_of_week(day);
@@ -195,10 +196,7 @@ async fn first_day(
         }
         if let Some(row) = db.query_one(&query).await? {
             let day: Option<i64> = row.try_get("", "first")?;
-            first = match (first, day) {
-                (Some(first), Some(day)) => Some(Ord::min(first, day)),
-                (first, day) => first.or(day),
-            };
+            first = first.into_iter().chain(day).min();
         }
     }
     Ok(first)
