@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -237,22 +239,28 @@ pub struct GroupTally<'a> {
 /// or day (Unix seconds).
 pub type ReleaseKey<'a> = (i64, &'a Release, &'a str, i64);
 
+/// A map of one flush's rows, hashed by foldhash rather than SipHash. Its keys hold
+/// client-chosen text, but foldhash seeds each map afresh (time, addresses) and a flush holds
+/// at most `MAX_JOBS_PER_FLUSH` requests, so even keys crafted to collide would cost one flush
+/// a few milliseconds, not the server its availability.
+pub type FlushMap<K, V> = HashMap<K, V, RandomState>;
+
 /// One flush's writes, added up: one entry per group, per group and hour, and per release,
 /// kind and hour or day, so each row is written once per flush however many requests it took.
 #[derive(Default)]
 pub struct Folded<'a> {
     /// Keyed by app id and group hash.
-    pub groups: HashMap<(i64, &'a str), GroupTally<'a>>,
+    pub groups: FlushMap<(i64, &'a str), GroupTally<'a>>,
     /// Keyed by app id, group hash and hour (Unix seconds).
-    pub hours: HashMap<(i64, &'a str, i64), i64>,
+    pub hours: FlushMap<(i64, &'a str, i64), i64>,
     /// Reports per release, event type and hour: the per-release roll-up.
-    pub releases: HashMap<ReleaseKey<'a>, i64>,
+    pub releases: FlushMap<ReleaseKey<'a>, i64>,
     /// The same per release, event type and day, for reads over many days.
-    pub release_days: HashMap<ReleaseKey<'a>, i64>,
+    pub release_days: FlushMap<ReleaseKey<'a>, i64>,
     /// Usage per release, kind and hour.
-    pub usage: HashMap<ReleaseKey<'a>, i64>,
+    pub usage: FlushMap<ReleaseKey<'a>, i64>,
     /// The same per release, kind and day.
-    pub usage_days: HashMap<ReleaseKey<'a>, i64>,
+    pub usage_days: FlushMap<ReleaseKey<'a>, i64>,
 }
 
 fn hour_of(at: DateTime<Utc>) -> i64 {
