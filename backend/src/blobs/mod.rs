@@ -54,17 +54,13 @@ impl BlobStore {
     }
 
     /// Runs one store call, recording its duration and whether it failed.
-    ///
-    /// The call is boxed: aws-sdk-s3's futures take about 20 KB, and held inline they made
-    /// every ingestion handler's future that big, copied through each layer on every request,
-    /// details or not (a tenth of the server's instructions per report, docs/performance.md).
     pub async fn timed<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = Result<T, BlobError>>,
     ) -> Result<T, BlobError> {
         let started = Instant::now();
-        let outcome = Box::pin(call).await;
+        let outcome = call.await;
         self.metrics
             .blob_operation(operation, started.elapsed(), outcome.is_ok());
         outcome

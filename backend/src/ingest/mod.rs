@@ -145,7 +145,10 @@ impl Counted {
     /// Stores the details, if any; the answer for the client.
     async fn finish(self, state: &AppState) -> ReportAnswer {
         let details_stored = match self.details {
-            Some(details) => keep_details(state, self.app_id, &self.hash, details).await,
+            // Boxed: storing details awaits aws-sdk-s3 and a transaction, 20 KB of future that
+            // inline would make every report handler's future as big, copied through each
+            // layer on every request, details or not (docs/performance.md).
+            Some(details) => Box::pin(keep_details(state, self.app_id, &self.hash, details)).await,
             None => false,
         };
         ReportAnswer {

@@ -267,10 +267,6 @@ fn hour_of(at: DateTime<Utc>) -> i64 {
     at.timestamp().div_euclid(HOUR_SECONDS) * HOUR_SECONDS
 }
 
-fn day_of(at: DateTime<Utc>) -> i64 {
-    start_of_day(at.timestamp())
-}
-
 pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
     let mut folded = Folded::default();
     for write in writes {
@@ -297,30 +293,35 @@ pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
                     .hours
                     .entry((*app_id, hash.as_str(), hour_of(*at)))
                     .or_insert(0) += 1;
-                let event_type = key.event_type.as_str();
-                for (rows, start) in [
-                    (&mut folded.releases, hour_of(*at)),
-                    (&mut folded.release_days, day_of(*at)),
-                ] {
-                    *rows
-                        .entry((*app_id, &key.release, event_type, start))
-                        .or_insert(0) += 1;
-                }
+                *folded
+                    .releases
+                    .entry((*app_id, &key.release, key.event_type.as_str(), hour_of(*at)))
+                    .or_insert(0) += 1;
             }
             Write::Usage { app_id, usage, at } => {
-                let kind = usage.kind.as_str();
-                for (rows, start) in [
-                    (&mut folded.usage, hour_of(*at)),
-                    (&mut folded.usage_days, day_of(*at)),
-                ] {
-                    *rows
-                        .entry((*app_id, &usage.release, kind, start))
-                        .or_insert(0) += usage.count;
-                }
+                *folded
+                    .usage
+                    .entry((*app_id, &usage.release, usage.kind.as_str(), hour_of(*at)))
+                    .or_insert(0) += usage.count;
             }
         }
     }
+    // The days from the hours, not from each write: a flush has a few release hours but many
+    // writes, and each write's lookup hashes its whole release.
+    folded.release_days = by_day(&folded.releases);
+    folded.usage_days = by_day(&folded.usage);
     folded
+}
+
+/// Release rows by hour summed into rows by day.
+fn by_day<'a>(hours: &FlushMap<ReleaseKey<'a>, i64>) -> FlushMap<ReleaseKey<'a>, i64> {
+    let mut days = FlushMap::default();
+    for ((app_id, release, kind, hour), count) in hours {
+        *days
+            .entry((*app_id, *release, *kind, start_of_day(*hour)))
+            .or_insert(0) += count;
+    }
+    days
 }
 
 #[cfg(test)]
@@ -369,6 +370,64 @@ pub(crate) mod tests {
         );
         assert_eq!(folded.hours.len(), 3);
         assert_eq!(folded.hours[&(1, a.hash().as_str(), 7200)], 2);
+    }
+
+    #[test]
+    fn folds_a_release_by_hour_and_by_day() {
+        use crate::model::UsageKind;
+        let day = 86_400;
+        let at = |seconds| DateTime::from_timestamp(seconds, 0).expect("valid time");
+        let (a, b) = (key("a"), key("b"));
+        let release = &a.release;
+        let mut writes: Vec<Write> = [(&a, 7200 + 10), (&b, 7200 + 20), (&a, 3 * 3600)]
+            .into_iter()
+            .map(|(k, seconds)| Write::Report {
+                app_id: 1,
+                hash: k.hash(),
+                key: k.clone(),
+                at: at(seconds),
+            })
+            .collect();
+        for (count, seconds) in [(5, 10), (7, 3600 + 10), (11, day + 10)] {
+            writes.push(Write::Usage {
+                app_id: 1,
+                usage: Usage {
+                    release: release.clone(),
+                    kind: UsageKind::Session,
+                    count,
+                },
+                at: at(seconds),
+            });
+        }
+        let folded = fold(writes.iter());
+        let rows = |rows: &FlushMap<ReleaseKey, i64>| {
+            let mut rows: Vec<(&str, i64, i64)> = rows
+                .iter()
+                .map(|((app_id, row_release, kind, start), count)| {
+                    assert_eq!((*app_id, *row_release), (1, release));
+                    (*kind, *start, *count)
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        assert_eq!(
+            rows(&folded.releases),
+            [("crash", 7200, 2), ("crash", 3 * 3600, 1)]
+        );
+        assert_eq!(rows(&folded.release_days), [("crash", 0, 3)]);
+        assert_eq!(
+            rows(&folded.usage),
+            [
+                ("session", 0, 5),
+                ("session", 3600, 7),
+                ("session", day, 11)
+            ]
+        );
+        assert_eq!(
+            rows(&folded.usage_days),
+            [("session", 0, 12), ("session", day, 11)]
+        );
     }
 
     /// A SQLite file on a pool of two connections: the writer holds one once it has flushed,
