@@ -400,17 +400,17 @@ pub(crate) mod tests {
             });
         }
         let folded = fold(writes.iter());
-        let rows = |rows: &FlushMap<ReleaseKey, i64>| {
-            let mut rows: Vec<(&str, i64, i64)> = rows
+        fn rows<'a>(rows: &FlushMap<ReleaseKey<'a>, i64>) -> Vec<(&'a str, i64, i64)> {
+            let mut rows: Vec<_> = rows
                 .iter()
-                .map(|((app_id, row_release, kind, start), count)| {
-                    assert_eq!((*app_id, *row_release), (1, release));
+                .map(|((app_id, release, kind, start), count)| {
+                    assert_eq!((*app_id, *release), (1, &key("a").release));
                     (*kind, *start, *count)
                 })
                 .collect();
             rows.sort();
             rows
-        };
+        }
         assert_eq!(
             rows(&folded.releases),
             [("crash", 7200, 2), ("crash", 3 * 3600, 1)]
