@@ -9,9 +9,8 @@
 
 use std::collections::HashMap;
 
-use foldhash::fast::RandomState;
-
 use chrono::{DateTime, Utc};
+use foldhash::fast::RandomState;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -289,13 +288,14 @@ pub(super) fn fold<'a>(writes: impl Iterator<Item = &'a Write>) -> Folded<'a> {
                 group.count += 1;
                 group.first_seen = Ord::min(group.first_seen, *at);
                 group.last_seen = Ord::max(group.last_seen, *at);
+                let hour = hour_of(*at);
                 *folded
                     .hours
-                    .entry((*app_id, hash.as_str(), hour_of(*at)))
+                    .entry((*app_id, hash.as_str(), hour))
                     .or_insert(0) += 1;
                 *folded
                     .releases
-                    .entry((*app_id, &key.release, key.event_type.as_str(), hour_of(*at)))
+                    .entry((*app_id, &key.release, key.event_type.as_str(), hour))
                     .or_insert(0) += 1;
             }
             Write::Usage { app_id, usage, at } => {
